@@ -1,0 +1,78 @@
+"""The application factory. Feature packages are imported inside create_app, never at module level."""
+from flask import Flask
+
+from app.config import load_config
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: configuration → extensions → blueprints → errors → commands."""
+    settings = load_config(config)
+    app = Flask(__name__, instance_path=settings["INSTANCE_PATH"], instance_relative_config=False)
+    app.config.update(settings)
+    _resolve_embedded_services(app)
+    _init_extensions(app)
+    _register_blueprints(app)
+    _register_errors(app)
+    _register_commands(app)
+    return app
+
+
+def _resolve_embedded_services(app):
+    """No REDIS_URL outside production means the embedded Redis under the instance folder."""
+    from pathlib import Path
+
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if not app.config["REDIS_URL"]:
+        from app.embedded import ensure_embedded_redis
+
+        app.config["REDIS_URL"] = ensure_embedded_redis(app.instance_path)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_storage_uri(app.config["REDIS_URL"]))
+
+
+def _limiter_storage_uri(redis_url: str) -> str:
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://"):]
+    return redis_url
+
+
+def _init_extensions(app):
+    from app import db as db_setup, log
+    from app.extensions import db, limiter, migrate, redis, wechat
+
+    log.init_app(app)
+    db.init_app(app)
+    db_setup.init_app(app, db)
+    migrate.init_app(app, db, directory=str(_migrations_dir()))
+    redis.init_app(app)
+    limiter.init_app(app)
+    wechat.init_app(app)
+    _import_models()
+
+
+def _migrations_dir():
+    from app.config import PROJECT_ROOT
+
+    return PROJECT_ROOT / "migrations"
+
+
+def _import_models():
+    """Every table the migrations know must be in the metadata (models register on import)."""
+    import app.models  # noqa: F401
+
+
+def _register_blueprints(app):
+    from app.health import bp as health_bp
+
+    app.register_blueprint(health_bp)
+
+
+def _register_errors(app):
+    from app import errors
+
+    errors.init_app(app)
+
+
+def _register_commands(app):
+    from app import commands
+
+    commands.init_app(app)

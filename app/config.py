@@ -1,0 +1,114 @@
+"""Configuration from environment variables, with embedded defaults for development.
+
+`load_config(overrides)` is the only reader of os.environ for the app. In production it refuses to
+start when a secret or a real service is missing, rather than falling back to the embedded parts.
+"""
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE = PROJECT_ROOT / "instance"
+DEFAULT_SANDBOX_PORT = 5099
+
+# Development-only credentials: the sandbox starts with the same values, so the two agree.
+SANDBOX_WECHAT = {
+    "WECHAT_APPID": "wxsandbox0000000001",
+    "WECHAT_SECRET": "sandbox-app-secret-not-for-production",
+    "WECHAT_MCH_ID": "1900000109",
+    "WECHAT_PAY_KEY": "sandboxpaykey0000000000000000000",
+}
+REQUIRED_IN_PRODUCTION = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "WECHAT_APPID",
+    "WECHAT_SECRET",
+    "WECHAT_MCH_ID",
+    "WECHAT_PAY_KEY",
+)
+
+
+class ConfigError(RuntimeError):
+    """Raised at start-up when the environment cannot run the app."""
+
+
+def _env_int(env, name, default):
+    value = env.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def _env_bool(env, name, default=False):
+    value = env.get(name)
+    if value in (None, ""):
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def normalize_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL whatever spelling the operator gave."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def load_config(overrides: dict | None = None, env=None) -> dict:
+    env = os.environ if env is None else env
+    overrides = dict(overrides or {})
+    app_env = overrides.get("APP_ENV") or env.get("APP_ENV", "development")
+    production = app_env == "production"
+    instance = Path(overrides.get("INSTANCE_PATH") or env.get("INSTANCE_PATH") or DEFAULT_INSTANCE)
+
+    if production:
+        missing = [name for name in REQUIRED_IN_PRODUCTION if not env.get(name) and not overrides.get(name)]
+        if missing:
+            raise ConfigError(
+                "production start refused: missing environment variables " + ", ".join(missing)
+            )
+
+    wechat_defaults = {} if production else SANDBOX_WECHAT
+    cfg = {
+        "APP_ENV": app_env,
+        "TESTING": app_env == "testing",
+        "INSTANCE_PATH": str(instance),
+        "SECRET_KEY": env.get("SECRET_KEY") or ("" if production else "dev-only-secret-key-change-me"),
+        "SQLALCHEMY_DATABASE_URI": normalize_database_url(
+            env.get("DATABASE_URL") or f"sqlite:///{instance / 'renrenpai.db'}"
+        ),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # None means: start (or join) the embedded Redis under the instance folder.
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "MEDIA_STORAGE": env.get("MEDIA_STORAGE") or str(instance / "media"),
+        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", ""),
+        "RESIDENT_TOKEN_TTL": _env_int(env, "RESIDENT_TOKEN_TTL", 7 * 24 * 3600),
+        "STAFF_TOKEN_TTL": _env_int(env, "STAFF_TOKEN_TTL", 12 * 3600),
+        "MEDIA_URL_TTL": _env_int(env, "MEDIA_URL_TTL", 3600),
+        "TIPS_PER_RESIDENT_PER_DAY": _env_int(env, "TIPS_PER_RESIDENT_PER_DAY", 20),
+        "RATELIMIT_ENABLED": _env_bool(env, "RATELIMIT_ENABLED", True),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "WORKER_MAINTENANCE_INTERVAL": _env_int(env, "WORKER_MAINTENANCE_INTERVAL", 5),
+        "OUTBOX_LEASE_SECONDS": _env_int(env, "OUTBOX_LEASE_SECONDS", 60),
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        "LOG_JSON": _env_bool(env, "LOG_JSON", True),
+        # OpenAPI (flask-smorest)
+        "API_TITLE": "人人拍 API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "MAX_CONTENT_LENGTH": 11 * 1024 * 1024,
+    }
+    for name in ("WECHAT_APPID", "WECHAT_SECRET", "WECHAT_MCH_ID", "WECHAT_PAY_KEY"):
+        cfg[name] = env.get(name) or wechat_defaults.get(name, "")
+    cfg["WECHAT_PAY_CERT"] = env.get("WECHAT_PAY_CERT") or None
+    cfg["WECHAT_PAY_KEY_FILE"] = env.get("WECHAT_PAY_KEY_FILE") or None
+    sandbox = f"http://127.0.0.1:{DEFAULT_SANDBOX_PORT}/"
+    cfg["WECHAT_API_BASE"] = env.get("WECHAT_API_BASE") or ("https://api.weixin.qq.com/" if production else sandbox)
+    cfg["WECHAT_PAY_API_BASE"] = env.get("WECHAT_PAY_API_BASE") or ("https://api.mch.weixin.qq.com/" if production else sandbox)
+    cfg["WECHAT_TIMEOUT"] = float(env.get("WECHAT_TIMEOUT", "10"))
+    cfg.update(overrides)
+    return cfg

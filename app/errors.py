@@ -1,0 +1,156 @@
+"""One JSON error shape for every API: {"error": {"code", "message", "fields"}}.
+
+Domain code raises `AppError` subclasses; views never build error bodies by hand.
+"""
+import logging
+
+from flask import current_app, jsonify, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    status = 400
+    code = "bad_request"
+    message = "请求有误"
+
+    def __init__(self, message=None, *, code=None, fields=None, status=None, headers=None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.code = code or self.code
+        self.fields = fields or {}
+        self.status = status or self.status
+        self.headers = headers or {}
+
+
+class BadRequest(AppError):
+    status, code, message = 400, "bad_request", "请求格式有误"
+
+
+class Unauthorized(AppError):
+    status, code, message = 401, "unauthorized", "请先登录"
+
+
+class Forbidden(AppError):
+    status, code, message = 403, "forbidden", "无权进行此操作"
+
+
+class NotFound(AppError):
+    status, code, message = 404, "not_found", "找不到该资源"
+
+
+class Conflict(AppError):
+    status, code, message = 409, "conflict", "当前状态不允许此操作"
+
+
+class PayloadTooLarge(AppError):
+    status, code, message = 413, "payload_too_large", "上传内容过大"
+
+
+class UnsupportedMedia(AppError):
+    status, code, message = 415, "unsupported_media_type", "不支持的文件类型"
+
+
+class Unprocessable(AppError):
+    status, code, message = 422, "validation_error", "提交的内容未通过校验"
+
+
+class RateLimited(AppError):
+    status, code, message = 429, "rate_limited", "操作太频繁，请稍后再试"
+
+
+class ServiceUnavailable(AppError):
+    status, code, message = 503, "service_unavailable", "服务暂时不可用，请稍后再试"
+
+
+# Chinese messages for the HTTP errors Werkzeug raises on its own.
+HTTP_MESSAGES = {
+    400: ("bad_request", "请求格式有误"),
+    401: ("unauthorized", "请先登录"),
+    403: ("forbidden", "无权进行此操作"),
+    404: ("not_found", "找不到该资源"),
+    405: ("method_not_allowed", "不支持该请求方法"),
+    409: ("conflict", "当前状态不允许此操作"),
+    413: ("payload_too_large", "上传内容过大"),
+    415: ("unsupported_media_type", "不支持的文件类型"),
+    422: ("validation_error", "提交的内容未通过校验"),
+    429: ("rate_limited", "操作太频繁，请稍后再试"),
+    500: ("internal_error", "服务器内部错误，请稍后再试"),
+    503: ("service_unavailable", "服务暂时不可用，请稍后再试"),
+}
+
+
+def error_response(status, code, message, fields=None, headers=None):
+    body = {"error": {"code": code, "message": message, "fields": fields or {}}}
+    response = jsonify(body)
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _flatten_webargs_messages(messages):
+    """webargs nests messages by location ({"json": {...}}); callers want field -> messages."""
+    if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "files", "headers", "view_args", "path", "cookies"}:
+        flat = {}
+        for part in messages.values():
+            if isinstance(part, dict):
+                flat.update(part)
+        return flat
+    return messages if isinstance(messages, dict) else {"_schema": messages}
+
+
+def handle_app_error(error: AppError):
+    return error_response(error.status, error.code, error.message, error.fields, error.headers)
+
+
+def handle_validation_error(error: ValidationError):
+    return error_response(422, "validation_error", "提交的内容未通过校验", _flatten_webargs_messages(error.messages))
+
+
+def handle_http_exception(error: HTTPException):
+    status = error.code or 500
+    code, message = HTTP_MESSAGES.get(status, ("http_error", error.description or "请求失败"))
+    fields = {}
+    data = getattr(error, "data", None) or {}
+    if "messages" in data:  # webargs/flask-smorest parsing failure
+        fields = _flatten_webargs_messages(data["messages"])
+        if status == 422:
+            message = "提交的内容未通过校验"
+    headers = {}
+    if status == 429:
+        retry_after = getattr(error, "retry_after", None) or _limiter_retry_after()
+        headers["Retry-After"] = str(retry_after)
+    if status == 405 and error.valid_methods:
+        headers["Allow"] = ", ".join(error.valid_methods)
+    return error_response(status, code, message, fields, headers)
+
+
+def _limiter_retry_after():
+    limit = getattr(request, "view_rate_limit", None)
+    if limit is not None:
+        import time
+
+        try:
+            reset = current_app.extensions["limiter"].limiter.get_window_stats(limit[0], *limit[1])[0]
+            return max(1, int(reset - time.time()))
+        except Exception:  # the header is advice; never fail the 429 over it
+            pass
+    return 60
+
+
+def handle_unexpected(error: Exception):
+    if current_app.config.get("TESTING") and current_app.config.get("PROPAGATE_UNEXPECTED", True):
+        raise error
+    log.exception("unhandled error", extra={"path": request.path})
+    code, message = HTTP_MESSAGES[500]
+    return error_response(500, code, message)
+
+
+def init_app(app):
+    app.register_error_handler(AppError, handle_app_error)
+    app.register_error_handler(ValidationError, handle_validation_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,58 @@
+"""Structured JSON logs with a request id, and a filter that keeps secrets out of them."""
+import logging
+import re
+import sys
+import uuid
+
+from flask import g, has_request_context, request
+from pythonjsonlogger.json import JsonFormatter
+
+# Anything that looks like a credential is masked before a record is written.
+_SECRET_PATTERN = re.compile(
+    r"(?i)(access_token|session_key|secret|password|token|sign|openid|paySign|api_key|x-api-key)"
+    r"([\"']?\s*[:=]\s*[\"']?)([^\"'&\s,}]+)"
+)
+
+
+def redact(text: str) -> str:
+    return _SECRET_PATTERN.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+
+
+class RequestContextFilter(logging.Filter):
+    def filter(self, record):
+        record.request_id = g.get("request_id", "-") if has_request_context() else getattr(record, "request_id", "-")
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if record.args:
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args) \
+                if isinstance(record.args, tuple) else record.args
+        return True
+
+
+def init_app(app):
+    handler = logging.StreamHandler(sys.stderr)
+    if app.config.get("LOG_JSON", True):
+        handler.setFormatter(JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"},
+        ))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
+    handler.addFilter(RequestContextFilter())
+    root = logging.getLogger()
+    # Re-creating the app (tests) must not stack handlers.
+    for old in [h for h in root.handlers if getattr(h, "_renrenpai", False)]:
+        root.removeHandler(old)
+    handler._renrenpai = True
+    root.addHandler(handler)
+    root.setLevel(app.config.get("LOG_LEVEL", "INFO"))
+
+    @app.before_request
+    def _assign_request_id():
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming[:64] if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", incoming or "") else uuid.uuid4().hex
+
+    @app.after_request
+    def _echo_request_id(response):
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        return response
