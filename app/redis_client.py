@@ -1,27 +1,28 @@
-"""A Redis connection bound to the app at init time and shared by every module of the process."""
+"""A Redis connection per app, reached through one shared proxy object (like db.session)."""
 import redis as redis_lib
+from flask import current_app, has_app_context
 
 
 class RedisClient:
-    """Proxy to one `redis.Redis`; attribute access forwards to it once `init_app` has run."""
+    """`redis.conn` is the current app's `redis.Redis`; attribute access forwards to it."""
 
     def __init__(self):
-        self._conn = None
+        self._last = None  # for code outside an app context (the worker supervisor, scripts)
 
     def init_app(self, app):
-        self._conn = redis_lib.Redis.from_url(
-            app.config["REDIS_URL"],
-            socket_timeout=app.config.get("REDIS_SOCKET_TIMEOUT", 5),
-            socket_connect_timeout=app.config.get("REDIS_SOCKET_TIMEOUT", 5),
-            health_check_interval=30,
-        )
-        app.extensions["redis"] = self
+        timeout = app.config.get("REDIS_SOCKET_TIMEOUT", 5)
+        conn = redis_lib.Redis.from_url(app.config["REDIS_URL"], socket_timeout=timeout,
+                                        socket_connect_timeout=timeout, health_check_interval=30)
+        app.extensions["redis"] = conn
+        self._last = conn
 
     @property
     def conn(self) -> redis_lib.Redis:
-        if self._conn is None:
+        if has_app_context():
+            return current_app.extensions["redis"]
+        if self._last is None:
             raise RuntimeError("Redis is not initialised; call create_app() first")
-        return self._conn
+        return self._last
 
     def __getattr__(self, name):
         return getattr(self.conn, name)

@@ -1,0 +1,104 @@
+"""`flask worker`: every background process in one command.
+
+The supervisor starts N RQ workers (forking: a killed job takes only its horse) and one clock,
+restarts any that die, and stops them all on SIGINT/SIGTERM. The clock runs the periodic jobs
+declared in app.queue.PERIODIC; a Redis lock per job id means that several clocks (several
+machines) still run each job once per interval.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from app.extensions import redis
+from app.queue import PERIODIC, QUEUES, Periodic, enqueue, make_worker, register_periodic
+
+log = logging.getLogger(__name__)
+
+register_periodic(Periodic(id="outbox.relay", func="app.outbox.relay_due", every=1.0, inline=True))
+
+
+def run_due_periodics(app, last_run: dict[str, float]) -> list[str]:
+    """Run (or enqueue) every periodic job whose interval has passed; returns the ids started."""
+    started = []
+    now = time.monotonic()
+    for periodic in list(PERIODIC.values()):
+        if now - last_run.get(periodic.id, 0.0) < periodic.every:
+            continue
+        last_run[periodic.id] = now
+        lock_ms = max(int(periodic.every * 1000) - 50, 100)
+        if not redis.conn.set(f"periodic:{periodic.id}", "1", nx=True, px=lock_ms):
+            continue  # another clock ran it this interval
+        try:
+            if periodic.inline:
+                with app.app_context():
+                    _call(periodic.func)
+            else:
+                enqueue("maintenance", periodic.func, job_id=f"periodic-{periodic.id}")
+            started.append(periodic.id)
+        except Exception:
+            log.exception("periodic job failed", extra={"periodic": periodic.id})
+    return started
+
+
+def _call(path):
+    import importlib
+
+    from app.extensions import db
+
+    module_name, _, attr = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)()
+    finally:
+        db.session.remove()
+
+
+def run_clock(app, stop: threading.Event, tick: float = 0.2) -> None:
+    last_run: dict[str, float] = {}
+    log.info("clock started", extra={"periodics": sorted(PERIODIC)})
+    while not stop.is_set():
+        with app.app_context():
+            run_due_periodics(app, last_run)
+        stop.wait(tick)
+
+
+def run_rq_worker(app, queues=QUEUES, burst=False) -> None:
+    worker = make_worker(app, queues)
+    worker.work(burst=burst, with_scheduler=True, logging_level=app.config.get("LOG_LEVEL", "INFO"))
+
+
+def supervise(rq_workers: int, queues: tuple[str, ...]) -> int:
+    """Start the child processes and keep them running until told to stop."""
+    base = [sys.executable, "-m", "flask", "--app", "wsgi", "worker"]
+    specs = [("clock", base + ["--role", "clock"])]
+    specs += [(f"rq-{i}", base + ["--role", "rq", "--queues", ",".join(queues)]) for i in range(rq_workers)]
+    children: dict[str, subprocess.Popen] = {}
+    stopping = threading.Event()
+
+    def _stop(_sig, _frame):
+        stopping.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    while not stopping.is_set():
+        for name, cmd in specs:
+            proc = children.get(name)
+            if proc is None or proc.poll() is not None:
+                if proc is not None:
+                    log.warning("worker process exited; restarting", extra={"proc": name, "code": proc.returncode})
+                children[name] = subprocess.Popen(cmd)
+        stopping.wait(1.0)
+    for proc in children.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for proc in children.values():
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return 0

@@ -1,0 +1,17 @@
+"""Job functions the queue and outbox tests enqueue by dotted path."""
+from app.audit import record_audit
+from app.extensions import db, redis
+
+
+def record(value):
+    redis.conn.rpush("test:records", value)
+    record_audit("job-ran", "test", None, note=value)
+    db.session.commit()
+
+
+def fail_times(key, times):
+    """Fails the first `times` calls for `key`, then succeeds."""
+    count = redis.conn.incr(f"test:fail:{key}")
+    if count <= times:
+        raise RuntimeError(f"planned failure {count}")
+    redis.conn.rpush("test:records", key)

@@ -1,0 +1,64 @@
+import pytest
+
+from app import create_app
+from app.config import ConfigError, load_config, normalize_database_url
+
+
+def test_production_refuses_to_start_without_secrets():
+    with pytest.raises(ConfigError) as info:
+        load_config({"APP_ENV": "production"}, env={})
+    message = str(info.value)
+    for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "WECHAT_APPID", "WECHAT_PAY_KEY"):
+        assert name in message
+
+
+def test_production_uses_real_wechat_and_no_sandbox_credentials():
+    env = {"SECRET_KEY": "s", "DATABASE_URL": "postgresql://u@h/d", "REDIS_URL": "redis://h:6379/0",
+           "WECHAT_APPID": "wxreal", "WECHAT_SECRET": "sec", "WECHAT_MCH_ID": "123", "WECHAT_PAY_KEY": "k" * 32}
+    cfg = load_config({"APP_ENV": "production"}, env=env)
+    assert cfg["WECHAT_API_BASE"] == "https://api.weixin.qq.com/"
+    assert cfg["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/d"
+    assert cfg["SESSION_COOKIE_SECURE"] is True
+
+
+def test_development_defaults_are_embedded(tmp_path):
+    cfg = load_config({"INSTANCE_PATH": str(tmp_path)}, env={})
+    assert cfg["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'renrenpai.db'}"
+    assert cfg["REDIS_URL"] is None  # the factory starts the embedded Redis
+    assert cfg["WECHAT_API_BASE"].startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("postgres://a@b/c", "postgresql+psycopg://a@b/c"),
+    ("postgresql://a@b/c", "postgresql+psycopg://a@b/c"),
+    ("sqlite:///x.db", "sqlite:///x.db"),
+])
+def test_database_url_uses_psycopg3(raw, expected):
+    assert normalize_database_url(raw) == expected
+
+
+def test_factory_uses_overrides(make_app):
+    app = make_app(TIPS_PER_RESIDENT_PER_DAY=3)
+    assert app.config["TIPS_PER_RESIDENT_PER_DAY"] == 3
+    assert app.config["TESTING"] is True
+
+
+def test_embedded_redis_starts_for_a_fresh_instance(tmp_path):
+    app = create_app({"APP_ENV": "testing", "INSTANCE_PATH": str(tmp_path),
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.db'}", "LOG_JSON": False,
+                      "REDIS_URL": None})
+    try:
+        assert app.config["REDIS_URL"] == f"unix://{tmp_path / 'redis.sock'}"
+        with app.app_context():
+            from app.extensions import redis
+
+            assert redis.conn.ping()
+    finally:
+        from app.embedded import stop_embedded_redis
+
+        stop_embedded_redis(tmp_path)
+
+
+def test_routes_include_health(app):
+    rules = {rule.rule for rule in app.url_map.iter_rules()}
+    assert {"/healthz", "/readyz"} <= rules
