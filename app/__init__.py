@@ -37,7 +37,8 @@ def _limiter_storage_uri(redis_url: str) -> str:
 
 def _init_extensions(app):
     from app import db as db_setup, log
-    from app.extensions import db, limiter, migrate, redis, wechat
+    from app import openapi
+    from app.extensions import api, db, limiter, migrate, redis, wechat
 
     log.init_app(app)
     db.init_app(app)
@@ -46,6 +47,7 @@ def _init_extensions(app):
     redis.init_app(app)
     limiter.init_app(app)
     wechat.init_app(app)
+    openapi.init_app(app, api)
     _import_models()
 
 
@@ -61,9 +63,12 @@ def _import_models():
 
 
 def _register_blueprints(app):
+    from app.extensions import api
     from app.health import bp as health_bp
+    from app.staff_auth import bp as staff_auth_bp
 
     app.register_blueprint(health_bp)
+    api.register_blueprint(staff_auth_bp)
 
 
 def _register_errors(app):

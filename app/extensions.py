@@ -5,6 +5,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 
+from app.openapi import JsonErrorApi
 from app.redis_client import RedisClient
 from app.wechat import WeChatGateway
 
@@ -22,3 +23,4 @@ migrate = Migrate(compare_type=True)
 redis = RedisClient()
 limiter = Limiter(key_func=get_remote_address)
 wechat = WeChatGateway()
+api = JsonErrorApi()
