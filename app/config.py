@@ -86,6 +86,8 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
         "TIPS_PER_RESIDENT_PER_DAY": _env_int(env, "TIPS_PER_RESIDENT_PER_DAY", 20),
         "RATELIMIT_ENABLED": _env_bool(env, "RATELIMIT_ENABLED", True),
         "RATELIMIT_HEADERS_ENABLED": True,
+        # A Redis outage must not take the API down with it: limits fail open, and say so in the log.
+        "RATELIMIT_SWALLOW_ERRORS": True,
         "WORKER_MAINTENANCE_INTERVAL": _env_int(env, "WORKER_MAINTENANCE_INTERVAL", 5),
         "OUTBOX_LEASE_SECONDS": _env_int(env, "OUTBOX_LEASE_SECONDS", 60),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),

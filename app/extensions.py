@@ -1,10 +1,10 @@
 """Unbound extension objects. Feature code imports these; this module imports no feature code."""
-from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 
+from app.limiter import PerAppLimiter
 from app.openapi import JsonErrorApi
 from app.redis_client import RedisClient
 from app.wechat import WeChatGateway
@@ -21,6 +21,6 @@ NAMING_CONVENTION = {
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate(compare_type=True)
 redis = RedisClient()
-limiter = Limiter(key_func=get_remote_address)
+limiter = PerAppLimiter(key_func=get_remote_address)
 wechat = WeChatGateway()
 api = JsonErrorApi()

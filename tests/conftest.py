@@ -81,7 +81,6 @@ def app_config(database_url, redis_url, tmp_path_factory):
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
         "REDIS_URL": redis_url,
         "MEDIA_STORAGE": str(tmp_path_factory.mktemp("media")),
-        "RATELIMIT_ENABLED": False,
         "LOG_JSON": False,
         "LOG_LEVEL": "WARNING",
         "WTF_CSRF_ENABLED": False,

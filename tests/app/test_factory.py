@@ -46,7 +46,9 @@ def test_factory_uses_overrides(make_app):
 def test_embedded_redis_starts_for_a_fresh_instance(tmp_path):
     app = create_app({"APP_ENV": "testing", "INSTANCE_PATH": str(tmp_path),
                       "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.db'}", "LOG_JSON": False,
-                      "REDIS_URL": None})
+                      "REDIS_URL": None,
+                      # the limiter is one object per process: keep it off this short-lived Redis
+                      "RATELIMIT_STORAGE_URI": "memory://"})
     try:
         assert app.config["REDIS_URL"] == f"unix://{tmp_path / 'redis.sock'}"
         with app.app_context():

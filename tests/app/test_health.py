@@ -26,7 +26,7 @@ def test_readyz_reports_a_dead_redis_and_healthz_keeps_serving(make_app, tmp_pat
             if sock.exists():
                 break
             time.sleep(0.05)
-        app = make_app(REDIS_URL=f"unix://{sock}", REDIS_SOCKET_TIMEOUT=1)
+        app = make_app(REDIS_URL=f"unix://{sock}", REDIS_SOCKET_TIMEOUT=1, RATELIMIT_STORAGE_URI="memory://")
         client = app.test_client()
         assert client.get("/readyz").status_code == 200
         server.kill()
