@@ -16,16 +16,21 @@ def register_init_step(name: str, path: str) -> None:
         INIT_STEPS.append((name, path))
 
 
-@click.command("init")
-@with_appcontext
-def init_command():
-    """Migrations, then the default data (idempotent: running it twice changes nothing)."""
+def run_init(echo=click.echo):
+    """Migrations, then every registered default-data step, in order."""
     from flask_migrate import upgrade
 
     upgrade()
     for name, path in INIT_STEPS:
         result = _resolve(path)()
-        click.echo(f"{name}: {result if result is not None else 'ok'}")
+        echo(f"{name}: {result if result is not None else 'ok'}")
+
+
+@click.command("init")
+@with_appcontext
+def init_command():
+    """Migrations, then the default data (idempotent: running it twice changes nothing)."""
+    run_init()
     click.echo("init: done")
 
 
@@ -91,6 +96,9 @@ def _resolve(path):
 
 
 def init_app(app):
+    from app.demo import demo_command
+
     app.cli.add_command(init_command)
+    app.cli.add_command(demo_command)
     app.cli.add_command(staff_group)
     app.cli.add_command(worker_command)

@@ -1,0 +1,157 @@
+"""`flask demo`: the whole system on the embedded default, with demo data, in one command.
+
+Starts the WeChat sandbox, the web server (gunicorn) and `flask worker`, runs `init` and the demo
+data steps, prints where to look, and stops every process it started on Ctrl-C. The data lives in
+instance/ and is kept between runs.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+# Demo data steps that areas register: (name, dotted path of a function returning a summary).
+DEMO_STEPS: list[tuple[str, str]] = []
+DEMO_PASSWORD = "renrenpai-demo"
+DEMO_STAFF = [
+    ("moderator", ["moderator"], None, "审核员"),
+    ("supervisor", ["supervisor", "moderator"], None, "审核主管"),
+    ("finance", ["finance"], None, "财务"),
+    ("finance2", ["finance"], None, "财务复核"),
+    ("fire", ["department"], "fire", "消防部门"),
+    ("admin", ["admin"], None, "管理员"),
+]
+
+
+def register_demo_step(name: str, path: str) -> None:
+    if (name, path) not in DEMO_STEPS:
+        DEMO_STEPS.append((name, path))
+
+
+def ensure_demo_staff() -> str:
+    from sqlalchemy import select
+
+    from app.accounts import create_staff
+    from app.extensions import db
+    from app.models.staff import StaffUser
+
+    created = 0
+    for username, roles, department, name in DEMO_STAFF:
+        if db.session.scalar(select(StaffUser.id).where(StaffUser.username == username)) is None:
+            create_staff(username, DEMO_PASSWORD, roles, department, display_name=name)
+            created += 1
+    db.session.commit()
+    return f"{created} created"
+
+
+register_demo_step("demo staff", "app.demo.ensure_demo_staff")
+
+
+def _wait_http(url: str, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except Exception:
+            time.sleep(0.2)
+    return False
+
+
+@click.command("demo")
+@click.option("--port", default=5000, show_default=True, help="web port")
+@click.option("--sandbox-port", default=None, type=int, help="WeChat sandbox port (default from WECHAT_API_BASE)")
+@click.option("--no-serve", is_flag=True, help="load the demo data and exit")
+@with_appcontext
+def demo_command(port, sandbox_port, no_serve):
+    """Everything up on the embedded default, with demo data."""
+    from urllib.parse import urlparse
+
+    from app.commands import run_init
+
+    app = current_app._get_current_object()
+    if app.config["APP_ENV"] == "production":
+        raise click.UsageError("the demo never runs in production")
+    sandbox_port = sandbox_port or urlparse(app.config["WECHAT_API_BASE"]).port
+    env = dict(os.environ, REDIS_URL=app.config["REDIS_URL"], INSTANCE_PATH=app.instance_path,
+               WECHAT_API_BASE=f"http://127.0.0.1:{sandbox_port}/",
+               WECHAT_PAY_API_BASE=f"http://127.0.0.1:{sandbox_port}/",
+               PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+    flask_cmd = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    processes: list[tuple[str, subprocess.Popen]] = []
+    stopping = threading.Event()
+
+    def start(name, cmd):
+        processes.append((name, subprocess.Popen(cmd, env=env)))
+
+    def stop_all(*_):
+        stopping.set()
+
+    signal.signal(signal.SIGINT, stop_all)
+    signal.signal(signal.SIGTERM, stop_all)
+    try:
+        if "wechat-sandbox" in app.cli.commands:
+            start("sandbox", flask_cmd + ["wechat-sandbox", "--port", str(sandbox_port)])
+            _wait_http(f"http://127.0.0.1:{sandbox_port}/__sandbox__/redpacks")
+        run_init(echo=click.echo)
+        for name, path in DEMO_STEPS:
+            click.echo(f"{name}: {_resolve(path)()}")
+        if no_serve:
+            return
+        start("web", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                      "--threads", "4", "--access-logfile", "-", "wsgi:app"])
+        start("worker", flask_cmd + ["worker"])
+        if not _wait_http(f"http://127.0.0.1:{port}/healthz"):
+            raise click.ClickException("the web server did not come up; see the log above")
+        _print_welcome(port, sandbox_port)
+        while not stopping.is_set():
+            for name, proc in processes:
+                if proc.poll() is not None:
+                    click.echo(f"{name} exited with {proc.returncode}; stopping", err=True)
+                    stopping.set()
+            stopping.wait(1.0)
+    finally:
+        for _name, proc in reversed(processes):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _name, proc in processes:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if not os.environ.get("REDIS_URL"):
+            from app.embedded import stop_embedded_redis
+
+            stop_embedded_redis(app.instance_path)  # it persists to instance/ (AOF) for the next run
+        click.echo("人人拍 demo stopped; data kept in " + app.instance_path)
+
+
+def _print_welcome(port, sandbox_port):
+    base = f"http://127.0.0.1:{port}"
+    lines = [
+        "",
+        "人人拍 is running on the embedded default (SQLite + embedded Redis + WeChat sandbox).",
+        f"  staff console     {base}/console/",
+        f"  residents' API    {base}/api/mp/v1   (OpenAPI: {base}/api/openapi.json)",
+        f"  WeChat sandbox    http://127.0.0.1:{sandbox_port}/__sandbox__/redpacks",
+        f"  demo logins (password {DEMO_PASSWORD}):",
+    ]
+    lines += [f"    {username:<11} {', '.join(roles)}{' (' + dept + ')' if dept else ''}"
+              for username, roles, dept, _ in DEMO_STAFF]
+    lines += ["Press Ctrl-C to stop everything.", ""]
+    click.echo("\n".join(lines))
+
+
+def _resolve(path):
+    import importlib
+
+    module_name, _, attr = path.rpartition(".")
+    return getattr(importlib.import_module(module_name), attr)
