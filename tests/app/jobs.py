@@ -15,3 +15,7 @@ def fail_times(key, times):
     if count <= times:
         raise RuntimeError(f"planned failure {count}")
     redis.conn.rpush("test:records", key)
+
+
+def periodic_tick():
+    redis.conn.incr("test:ticks")

@@ -1,0 +1,51 @@
+import signal
+import subprocess
+import sys
+import time
+
+from app.queue import PERIODIC, Periodic, register_periodic
+from app.worker import run_due_periodics
+from tests.conftest import ROOT
+
+register_periodic(Periodic(id="test.periodic", func="tests.app.jobs.periodic_tick", every=60, inline=True))
+
+
+def test_forking_worker_runs_jobs_in_a_subprocess_with_an_app_context(db, flask_cli, redis_conn):
+    from app.models import AuditEntry
+    from app.queue import enqueue_after_commit
+
+    enqueue_after_commit("notify", "tests.app.jobs.record", "forked")
+    db.session.commit()
+    flask_cli("worker", "--role", "rq", "--queues", "notify", "--burst")
+    assert redis_conn.lrange("test:records", 0, -1) == [b"forked"]
+    db.session.expire_all()
+    assert db.session.query(AuditEntry).filter_by(action="job-ran", note="forked").count() == 1
+
+
+def test_periodic_runs_once_per_interval_across_clocks(app, db, redis_conn):
+    first, second = {}, {}
+    assert "test.periodic" in run_due_periodics(app, first)
+    # a second clock (another machine) in the same interval does not run it again
+    assert "test.periodic" not in run_due_periodics(app, second)
+    assert redis_conn.get("test:ticks") == b"1"
+
+
+def test_worker_supervisor_starts_children_and_stops_them_all(subprocess_env):
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--rq-workers", "1"],
+                            cwd=ROOT, env=subprocess_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        time.sleep(4)
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) == 2  # one clock, one RQ worker
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0
+        for pid in children:
+            assert subprocess.run(["kill", "-0", pid], capture_output=True).returncode != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_periodics_are_declared_with_stable_ids():
+    assert PERIODIC["outbox.relay"].inline is True
