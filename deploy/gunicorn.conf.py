@@ -1,0 +1,19 @@
+"""gunicorn settings for production: `gunicorn -c deploy/gunicorn.conf.py wsgi:app`."""
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# Requests are short and I/O-bound (PostgreSQL, Redis, object storage): threads per worker.
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
+threads = int(os.environ.get("GUNICORN_THREADS", 4))
+worker_class = "gthread"
+timeout = 30            # a photo upload of 10 MB over a slow link is buffered by nginx first
+graceful_timeout = 30
+keepalive = 5
+max_requests = 5000     # recycle workers to bound slow leaks
+max_requests_jitter = 500
+accesslog = "-"
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Let the app fail fast on missing configuration before forking workers.
+preload_app = True
