@@ -94,3 +94,4 @@ def init_app(app):
     app.cli.add_command(init_command)
     app.cli.add_command(staff_group)
     app.cli.add_command(worker_command)
+    app.cli.add_command(_resolve("app.wechat_sandbox.cli.sandbox_command"))
