@@ -138,35 +138,42 @@ def _send(api):
     if bad is not None:
         return bad
     state = _state()
-    billno, openid, amount = data["mch_billno"], data["re_openid"], int(data["total_amount"])
     digest = _params_hash(api, data)
     with state.tx() as conn:
-        sweep_refunds(state, conn)
-        row = conn.execute("SELECT * FROM redpacks WHERE mch_billno = ?", (billno,)).fetchone()
-        if row is not None:
-            if row["params_hash"] != digest:
-                return pay_fail("FATAL_ERROR", "该商户订单号已存在，但参数与原单不一致，请更换单号或使用原参数重试")
-            return _signed(_send_reply(api, row), mode)
-        now = state.now(conn)
-        day = wx_day(now)
-        count, total = conn.execute("SELECT COUNT(*), COALESCE(SUM(amount_fen), 0) FROM redpacks "
-                                    "WHERE openid = ? AND send_day = ?", (openid, day)).fetchone()
-        if count >= DAY_COUNT:
-            return pay_fail("SENDNUM_LIMIT", "该用户今日领取红包个数超过限制")
-        if total + amount > DAY_FEN:
-            return pay_fail("SENDAMOUNT_LIMIT", "该用户今日领取红包金额超过限制")
-        if state.balance(conn) < amount:
-            return pay_fail("NOTENOUGH", "帐号余额不足，请到商户平台充值后再重试")
-        seq = conn.execute("SELECT COUNT(*) FROM redpacks").fetchone()[0] + 1
-        detail_id = f"10000417012{day}{seq:09d}"[:32]
-        package = _package(detail_id, billno) if api == "sendminiprogramhb" else None
-        conn.execute("INSERT INTO redpacks (mch_billno, api, params_hash, params, openid, amount_fen, status, "
-                     "detail_id, package, send_time, send_day) VALUES (?, ?, ?, ?, ?, ?, 'SENT', ?, ?, ?, ?)",
-                     (billno, api, digest, json.dumps({k: data.get(k) for k in IDENTITY}, ensure_ascii=False),
-                      openid, amount, detail_id, package, now, day))
-        _add_flow(state, conn, now, "send", billno, detail_id, amount)
-        row = conn.execute("SELECT * FROM redpacks WHERE mch_billno = ?", (billno,)).fetchone()
-    return _signed(_send_reply(api, row), mode)
+        outcome = _settle(state, conn, api, data, digest)
+    if not isinstance(outcome, dict):
+        return outcome
+    return _signed(_send_reply(api, outcome), mode)  # any stall happens outside the transaction
+
+
+def _settle(state, conn, api, data, digest):
+    """The packet row for this billno (existing or new), or a failure response."""
+    billno, openid, amount = data["mch_billno"], data["re_openid"], int(data["total_amount"])
+    sweep_refunds(state, conn)
+    row = conn.execute("SELECT * FROM redpacks WHERE mch_billno = ?", (billno,)).fetchone()
+    if row is not None:
+        if row["params_hash"] != digest:
+            return pay_fail("FATAL_ERROR", "该商户订单号已存在，但参数与原单不一致，请更换单号或使用原参数重试")
+        return dict(row)
+    now = state.now(conn)
+    day = wx_day(now)
+    count, total = conn.execute("SELECT COUNT(*), COALESCE(SUM(amount_fen), 0) FROM redpacks "
+                                "WHERE openid = ? AND send_day = ?", (openid, day)).fetchone()
+    if count >= DAY_COUNT:
+        return pay_fail("SENDNUM_LIMIT", "该用户今日领取红包个数超过限制")
+    if total + amount > DAY_FEN:
+        return pay_fail("SENDAMOUNT_LIMIT", "该用户今日领取红包金额超过限制")
+    if state.balance(conn) < amount:
+        return pay_fail("NOTENOUGH", "帐号余额不足，请到商户平台充值后再重试")
+    seq = conn.execute("SELECT COUNT(*) FROM redpacks").fetchone()[0] + 1
+    detail_id = f"1000041701{day}{seq:010d}"
+    package = _package(detail_id, billno) if api == "sendminiprogramhb" else None
+    conn.execute("INSERT INTO redpacks (mch_billno, api, params_hash, params, openid, amount_fen, status, "
+                 "detail_id, package, send_time, send_day) VALUES (?, ?, ?, ?, ?, ?, 'SENT', ?, ?, ?, ?)",
+                 (billno, api, digest, json.dumps({k: data.get(k) for k in IDENTITY}, ensure_ascii=False),
+                  openid, amount, detail_id, package, now, day))
+    _add_flow(state, conn, now, "send", billno, detail_id, amount)
+    return dict(conn.execute("SELECT * FROM redpacks WHERE mch_billno = ?", (billno,)).fetchone())
 
 
 @bp.post("/mmpaymkttransfers/sendminiprogramhb")
