@@ -68,6 +68,8 @@ def _register_blueprints(app):
     from app.staff_auth import bp as staff_auth_bp
 
     app.register_blueprint(health_bp)
+    from app.wechat import push_bp as wechat_push_bp
+    app.register_blueprint(wechat_push_bp)
     api.register_blueprint(staff_auth_bp)
 
 

@@ -102,3 +102,4 @@ def init_app(app):
     app.cli.add_command(demo_command)
     app.cli.add_command(staff_group)
     app.cli.add_command(worker_command)
+    app.cli.add_command(_resolve("app.wechat_sandbox.cli.sandbox_command"))

@@ -17,6 +17,17 @@ SANDBOX_WECHAT = {
     "WECHAT_MCH_ID": "1900000109",
     "WECHAT_PAY_KEY": "sandboxpaykey0000000000000000000",
 }
+# Message push (消息推送) for media-check results: token, and an EncodingAESKey for safe mode.
+SANDBOX_PUSH = {
+    "WECHAT_PUSH_TOKEN": "sandboxpushtoken",
+    "WECHAT_PUSH_AES_KEY": "",  # empty: plaintext mode; 43 characters: safe (encrypted) mode
+}
+# Subscribe-message templates by purpose (operators paste the ids from the mini-program console).
+SANDBOX_SUBSCRIBE_TEMPLATES = {
+    "tip_result": "sbx-tpl-tip-result",
+    "reward_sent": "sbx-tpl-reward-sent",
+    "hazard_closed": "sbx-tpl-hazard-closed",
+}
 REQUIRED_IN_PRODUCTION = (
     "SECRET_KEY",
     "DATABASE_URL",
@@ -112,5 +123,25 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
     cfg["WECHAT_API_BASE"] = env.get("WECHAT_API_BASE") or ("https://api.weixin.qq.com/" if production else sandbox)
     cfg["WECHAT_PAY_API_BASE"] = env.get("WECHAT_PAY_API_BASE") or ("https://api.mch.weixin.qq.com/" if production else sandbox)
     cfg["WECHAT_TIMEOUT"] = float(env.get("WECHAT_TIMEOUT", "10"))
+    push_defaults = {} if production else SANDBOX_PUSH
+    for name in ("WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY"):
+        cfg[name] = env.get(name) or push_defaults.get(name, "")
+    # Where WeChat (or the sandbox) delivers pushes: this app's /wechat/push, as the world sees it.
+    cfg["WECHAT_PUSH_URL"] = env.get("WECHAT_PUSH_URL") or ("" if production else "http://127.0.0.1:5000/wechat/push")
+    # Classic sendredpack needs an Official Account appid bound to the merchant; the mini-program
+    # red packet (sendminiprogramhb) uses WECHAT_APPID.
+    cfg["WECHAT_OA_APPID"] = env.get("WECHAT_OA_APPID") or ("" if production else cfg["WECHAT_APPID"])
+    templates = {} if production else dict(SANDBOX_SUBSCRIBE_TEMPLATES)
+    for purpose in SANDBOX_SUBSCRIBE_TEMPLATES:
+        value = env.get(f"WECHAT_TEMPLATE_{purpose.upper()}")
+        if value:
+            templates[purpose] = value
+    cfg["WECHAT_SUBSCRIBE_TEMPLATES"] = templates
+    # "developer" | "trial" | "formal": which mini-program build a subscribe message opens.
+    cfg["WECHAT_MINIPROGRAM_STATE"] = env.get("WECHAT_MINIPROGRAM_STATE") or ("formal" if production else "developer")
+    # WeChat allows 30 pay calls/s per merchant; stay under it across every process.
+    cfg["WECHAT_PAY_RATE_LIMIT"] = _env_int(env, "WECHAT_PAY_RATE_LIMIT", 25)
+    cfg["WECHAT_PAY_TIMEOUT"] = float(env.get("WECHAT_PAY_TIMEOUT", env.get("WECHAT_TIMEOUT", "10")))
+    cfg["WECHAT_SEND_NAME"] = env.get("WECHAT_SEND_NAME", "人人拍")
     cfg.update(overrides)
     return cfg

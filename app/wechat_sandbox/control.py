@@ -1,0 +1,164 @@
+"""Control API for tests and demos (API.md §Sandbox), under /__sandbox__/."""
+from __future__ import annotations
+
+import json
+import secrets
+
+from flask import Blueprint, current_app, jsonify, request
+
+from app.wechat_sandbox.faults import APIS, MODES, add_fault
+from app.wechat_sandbox.pay import build_fundflow, claim_packet, sweep_refunds
+from app.wechat_sandbox.state import wx_time
+
+bp = Blueprint("sandbox_control", __name__, url_prefix="/__sandbox__")
+
+
+def _state():
+    return current_app.extensions["sandbox_state"]
+
+
+def _body() -> dict:
+    data = request.get_json(silent=True)
+    return data if isinstance(data, dict) else {}
+
+
+def _bad(message, status=400):
+    return jsonify({"error": message}), status
+
+
+@bp.get("/health")
+def health():
+    return jsonify({"status": "ok", "appid": current_app.config["WECHAT_APPID"],
+                    "mch_id": current_app.config["WECHAT_MCH_ID"]})
+
+
+@bp.post("/codes")
+def issue_code():
+    openid = _body().get("openid")
+    if not isinstance(openid, str) or not openid:
+        return _bad("openid required")
+    state = _state()
+    code = secrets.token_hex(16)
+    with state.tx() as conn:
+        conn.execute("INSERT INTO codes (code, openid, issued_at) VALUES (?, ?, ?)", (code, openid, state.now(conn)))
+    return jsonify({"code": code})
+
+
+@bp.post("/redpacks/<mch_billno>/claim")
+def claim(mch_billno):
+    status = claim_packet(_state(), mch_billno)
+    if status is None:
+        return _bad("no such packet", 404)
+    if status != "RECEIVED":
+        return jsonify({"mch_billno": mch_billno, "status": status, "error": "packet is not SENT"}), 409
+    return jsonify({"mch_billno": mch_billno, "status": status})
+
+
+@bp.get("/redpacks")
+def list_redpacks():
+    state = _state()
+    with state.tx() as conn:
+        sweep_refunds(state, conn)
+    rows = state.query("SELECT * FROM redpacks ORDER BY send_time, mch_billno")
+    return jsonify({"items": [{"mch_billno": r["mch_billno"], "api": r["api"], "openid": r["openid"],
+                               "amount_fen": r["amount_fen"], "status": r["status"], "detail_id": r["detail_id"],
+                               "send_time": wx_time(r["send_time"]), "rcv_time": wx_time(r["rcv_time"]),
+                               "refund_time": wx_time(r["refund_time"])} for r in rows],
+                    "balance_fen": state.balance()})
+
+
+@bp.post("/clock")
+def advance_clock():
+    hours = _body().get("advance_hours")
+    if not isinstance(hours, (int, float)) or hours < 0:
+        return _bad("advance_hours must be a non-negative number")
+    state = _state()
+    with state.tx() as conn:
+        offset = float(state.get_setting("clock_offset", 0, conn)) + hours * 3600
+        state.set_setting("clock_offset", offset, conn)
+        sweep_refunds(state, conn)
+        now = state.now(conn)
+    return jsonify({"offset_hours": offset / 3600, "now": wx_time(now)})
+
+
+@bp.post("/faults")
+def inject_fault():
+    body = _body()
+    api, mode, count = body.get("api"), body.get("mode"), body.get("count", 1)
+    if api not in APIS and api != "*":
+        return _bad(f"api must be one of {', '.join(APIS)} or *")
+    if mode not in MODES:
+        return _bad(f"mode must be one of {', '.join(MODES)}")
+    if not isinstance(count, int) or count < 1:
+        return _bad("count must be a positive integer")
+    add_fault(_state(), api, mode, count)
+    return jsonify({"api": api, "mode": mode, "count": count}), 201
+
+
+@bp.get("/messages")
+def list_messages():
+    rows = _state().query("SELECT * FROM messages ORDER BY id")
+    return jsonify({"items": [{"openid": r["openid"], "template_id": r["template_id"], "page": r["page"],
+                               "data": json.loads(r["data"]), "miniprogram_state": r["miniprogram_state"],
+                               "at": wx_time(r["at"])} for r in rows]})
+
+
+@bp.post("/subscriptions")
+def set_subscription():
+    """How many messages of a template a resident has accepted (wx.requestSubscribeMessage)."""
+    body = _body()
+    openid, template_id, count = body.get("openid"), body.get("template_id"), body.get("count", 1)
+    if not openid or not template_id or not isinstance(count, int) or count < 0:
+        return _bad("openid, template_id and a non-negative count required")
+    with _state().tx() as conn:
+        conn.execute("INSERT INTO subscriptions (openid, template_id, remaining) VALUES (?, ?, ?) "
+                     "ON CONFLICT(openid, template_id) DO UPDATE SET remaining = excluded.remaining",
+                     (openid, template_id, count))
+    return jsonify({"openid": openid, "template_id": template_id, "remaining": count})
+
+
+@bp.get("/media_checks")
+def list_media_checks():
+    rows = _state().query("SELECT * FROM media_checks ORDER BY created_at")
+    return jsonify({"items": [{"trace_id": r["trace_id"], "media_url": r["media_url"], "suggest": r["suggest"],
+                               "label": r["label"], "push_status": r["push_status"]} for r in rows]})
+
+
+@bp.post("/media_checks/<trace_id>/push")
+def repush(trace_id):
+    from app.wechat_sandbox.push import push_media_check
+
+    return jsonify({"trace_id": trace_id, "push_status": push_media_check(current_app._get_current_object(),
+                                                                          trace_id)})
+
+
+@bp.post("/config")
+def set_config():
+    """Runtime settings: push_url (where media-check results go), balance_fen (merchant account)."""
+    body = _body()
+    state = _state()
+    if "push_url" in body:
+        state.set_setting("push_url", body["push_url"])
+    if "balance_fen" in body:
+        if not isinstance(body["balance_fen"], int):
+            return _bad("balance_fen must be an integer")
+        state.set_setting("balance_fen", body["balance_fen"])
+    return jsonify({"push_url": state.get_setting("push_url"), "balance_fen": state.balance()})
+
+
+@bp.get("/fundflow/<day>")
+def show_fundflow(day):
+    body = build_fundflow(_state(), day)
+    return (body or ""), 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+@bp.get("/stats")
+def stats():
+    state = _state()
+    return jsonify({"token_fetches": state.get_setting("token_fetches", 0)})
+
+
+@bp.post("/reset")
+def reset():
+    _state().reset()
+    return jsonify({"status": "reset"})
