@@ -94,3 +94,4 @@ def init_app(app):
     app.cli.add_command(init_command)
     app.cli.add_command(staff_group)
     app.cli.add_command(worker_command)
+    _resolve("app.geo.cli.init_app")(app)  # grids group; catalogue and demo-grid init steps
