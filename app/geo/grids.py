@@ -107,13 +107,15 @@ def _parse_feature(index: int, feature) -> dict:
         geom = shape(geometry)
     except Exception as exc:  # shapely raises several types for malformed coordinates
         raise GridImportError(f"{where}: malformed coordinates ({exc})") from None
-    if geom.is_empty or geom.area == 0:
+    if geom.is_empty:
         raise GridImportError(f"{where}: the polygon is empty")
     min_lng, min_lat, max_lng, max_lat = geom.bounds
     if not (-180 <= min_lng <= max_lng <= 180 and -90 <= min_lat <= max_lat <= 90):
         raise GridImportError(f"{where}: coordinates out of range; GeoJSON order is [longitude, latitude] in WGS-84")
     if not geom.is_valid:
         raise GridImportError(f"{where}: invalid polygon ({shapely.is_valid_reason(geom)})")
+    if geom.area == 0:
+        raise GridImportError(f"{where}: the polygon has no area")
     town_name = _text(where, props, "town_name", 64, required=False) or _text(where, props, "town", 64, required=False)
     return {
         "code": code,
