@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0003_wechat'
-down_revision = '0002_residents_tips'
+down_revision = '0002_geo_catalogue'
 branch_labels = None
 depends_on = None
 
