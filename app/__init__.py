@@ -62,15 +62,27 @@ def _import_models():
     import app.models  # noqa: F401
 
 
+# Each area wires itself in its package's init_app(app): blueprints, CLI groups, init steps,
+# acceptance steps, periodic jobs, models. Called in this order; app never imports them at load time.
+FEATURES = ("app.media", "app.geo", "app.hazards", "rewards", "moderation", "miniprogram_api")
+
+
 def _register_blueprints(app):
+    import importlib
+    import importlib.util
+
     from app.extensions import api
     from app.health import bp as health_bp
     from app.staff_auth import bp as staff_auth_bp
+    from app.wechat import push_bp as wechat_push_bp
 
     app.register_blueprint(health_bp)
-    from app.wechat import push_bp as wechat_push_bp
     app.register_blueprint(wechat_push_bp)
     api.register_blueprint(staff_auth_bp)
+    for name in FEATURES:
+        if importlib.util.find_spec(name) is None:  # an area not built yet
+            continue
+        importlib.import_module(name).init_app(app)
 
 
 def _register_errors(app):

@@ -23,8 +23,11 @@ def bearer_token() -> str | None:
 
 
 def load_current_staff() -> StaffUser | None:
-    if "current_staff" in g:
-        return g.current_staff
+    # Cached per request (keyed by the request object): a test client can make several requests
+    # inside one app context, and `g` alone would hand a later caller the earlier caller's identity.
+    cached = g.get("current_staff_cache")
+    if cached is not None and cached[0] is request._get_current_object():
+        return cached[1]
     user = None
     token = bearer_token()
     if token:
@@ -34,7 +37,7 @@ def load_current_staff() -> StaffUser | None:
         # a password change or deactivation ends console sessions
         if candidate and candidate.active and session.get("staff_pw") == candidate.password_hash[-16:]:
             user = candidate
-    g.current_staff = user
+    g.current_staff_cache = (request._get_current_object(), user)
     return user
 
 

@@ -102,5 +102,6 @@ def init_app(app):
     app.cli.add_command(demo_command)
     app.cli.add_command(staff_group)
     app.cli.add_command(worker_command)
-    app.cli.add_command(_resolve("app.wechat_sandbox.cli.sandbox_command"))
-    _resolve("app.geo.cli.init_app")(app)  # grids group; catalogue and demo-grid init steps
+    from app.wechat_sandbox.cli import sandbox_command
+
+    app.cli.add_command(sandbox_command)

@@ -21,11 +21,14 @@ def redact(text: str) -> str:
 class RequestContextFilter(logging.Filter):
     def filter(self, record):
         record.request_id = g.get("request_id", "-") if has_request_context() else getattr(record, "request_id", "-")
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if record.args:
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args) \
-                if isinstance(record.args, tuple) else record.args
+        # Redact the formatted message, not the format string: "openid=%s" must keep its %s.
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        redacted = redact(message)
+        if redacted != message or record.args:
+            record.msg, record.args = redacted, ()
         return True
 
 

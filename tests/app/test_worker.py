@@ -35,8 +35,11 @@ def test_worker_supervisor_starts_children_and_stops_them_all(subprocess_env):
                             cwd=ROOT, env=subprocess_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
-        time.sleep(4)
-        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        children: list[str] = []
+        deadline = time.monotonic() + 60  # a loaded CI machine can take several seconds per child
+        while time.monotonic() < deadline and len(children) < 2:
+            time.sleep(0.5)
+            children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
         assert len(children) == 2  # one clock, one RQ worker
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=40) == 0
