@@ -71,6 +71,7 @@ def _register_blueprints(app):
     import importlib
     import importlib.util
 
+    from app import ops
     from app.extensions import api
     from app.health import bp as health_bp
     from app.staff_auth import bp as staff_auth_bp
@@ -79,6 +80,7 @@ def _register_blueprints(app):
     app.register_blueprint(health_bp)
     app.register_blueprint(wechat_push_bp)
     api.register_blueprint(staff_auth_bp)
+    ops.init_app(app)
     for name in FEATURES:
         if importlib.util.find_spec(name) is None:  # an area not built yet
             continue

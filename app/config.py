@@ -101,6 +101,8 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
         "RATELIMIT_SWALLOW_ERRORS": True,
         "WORKER_MAINTENANCE_INTERVAL": _env_int(env, "WORKER_MAINTENANCE_INTERVAL", 5),
         "OUTBOX_LEASE_SECONDS": _env_int(env, "OUTBOX_LEASE_SECONDS", 60),
+        # When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>` (scrapers inside the network).
+        "METRICS_TOKEN": env.get("METRICS_TOKEN", ""),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         "LOG_JSON": _env_bool(env, "LOG_JSON", True),
         # OpenAPI (flask-smorest)

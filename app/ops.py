@@ -1,0 +1,170 @@
+"""What an operator watches: queue depths, failed jobs, outbox backlog, payouts stuck, overdue tickets.
+
+Areas register indicators (a name, a Chinese label, a function returning numbers); the same readings
+feed the console's operator page and Prometheus at /metrics, so the two never disagree.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import logging
+from typing import Callable
+
+from flask import Blueprint, Response, current_app, request
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from app.errors import Unauthorized
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("ops", __name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Indicator:
+    name: str                 # Prometheus name without the prefix, e.g. "queue_depth"
+    label_zh: str             # what the operator page calls it
+    help: str                 # Prometheus HELP text (English)
+    collect: Callable[[], dict[str, float] | float]  # one number, or numbers keyed by label value
+    label: str | None = None  # the Prometheus label name when `collect` returns a dict
+    alert_above: float | None = None  # the operator page highlights values above this
+
+
+INDICATORS: dict[str, Indicator] = {}
+PREFIX = "renrenpai_"
+
+
+def register_indicator(indicator: Indicator) -> None:
+    INDICATORS[indicator.name] = indicator
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    indicator: Indicator
+    values: dict[str, float] | None  # None: the probe failed (shown, and exported as *_up 0)
+    error: str | None = None
+
+    @property
+    def total(self) -> float | None:
+        return None if self.values is None else sum(self.values.values())
+
+    @property
+    def alerting(self) -> bool:
+        limit = self.indicator.alert_above
+        return self.values is None or (limit is not None and any(v > limit for v in self.values.values()))
+
+
+def read_indicators() -> list[Reading]:
+    """Every indicator, each probed on its own: one broken probe must not hide the others."""
+    from app.extensions import db
+
+    readings = []
+    for indicator in INDICATORS.values():
+        try:
+            raw = indicator.collect()
+            values = {k: float(v) for k, v in raw.items()} if isinstance(raw, dict) else {"": float(raw)}
+            readings.append(Reading(indicator, values))
+        except Exception as exc:  # noqa: BLE001 — a failed probe is itself a reading
+            db.session.rollback()
+            log.warning("indicator probe failed", extra={"indicator": indicator.name}, exc_info=True)
+            readings.append(Reading(indicator, None, type(exc).__name__))
+    db.session.rollback()  # read-only: end the transaction the probes opened
+    return readings
+
+
+class _ReadingsCollector:
+    def __init__(self, readings: list[Reading]):
+        self.readings = readings
+
+    def collect(self):
+        up = GaugeMetricFamily(PREFIX + "indicator_up", "1 when the indicator's probe succeeded", labels=["indicator"])
+        for reading in self.readings:
+            ind = reading.indicator
+            up.add_metric([ind.name], 0.0 if reading.values is None else 1.0)
+            if reading.values is None:
+                continue
+            labels = [ind.label] if ind.label else []
+            family = GaugeMetricFamily(PREFIX + ind.name, ind.help, labels=labels)
+            for key, value in sorted(reading.values.items()):
+                family.add_metric([key] if ind.label else [], value)
+            yield family
+        yield up
+
+
+def render_metrics(readings: list[Reading]) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)  # per scrape: no process-global state
+    registry.register(_ReadingsCollector(readings))
+    return generate_latest(registry)
+
+
+@bp.get("/metrics")
+def metrics():
+    token = current_app.config.get("METRICS_TOKEN")
+    if token:  # production: scrapers send the token; nothing here is secret, but it is internal
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(sent.encode(), token.encode()):
+            raise Unauthorized("需要监控令牌", code="metrics_token_required")
+    return Response(render_metrics(read_indicators()), mimetype="text/plain; version=0.0.4; charset=utf-8")
+
+
+# --- the core's own indicators ---------------------------------------------------------------
+
+def count_queued_jobs() -> dict[str, int]:
+    from app.queue import QUEUES, get_queue
+
+    return {name: get_queue(name).count for name in QUEUES}
+
+
+def count_failed_jobs() -> dict[str, int]:
+    from app.queue import QUEUES, get_queue
+
+    return {name: get_queue(name).failed_job_registry.count for name in QUEUES}
+
+
+def count_workers() -> int:
+    from rq import Worker
+
+    from app.extensions import redis
+
+    return Worker.count(connection=redis.conn)
+
+
+def count_outbox_backlog() -> dict[str, int]:
+    from app.outbox import backlog
+
+    counts = backlog()
+    return {status: counts.get(status, 0) for status in ("pending", "dead", *sorted(counts))}
+
+
+def count_oldest_outbox_age() -> float:
+    """Seconds the oldest undelivered outbox message has waited: a stalled relay shows here first."""
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.models.base import utcnow
+    from app.models.outbox import OutboxMessage
+
+    oldest = db.session.scalar(select(func.min(OutboxMessage.created_at)).where(OutboxMessage.status == "pending"))
+    if oldest is None:
+        return 0.0
+    if oldest.tzinfo is None:
+        from datetime import timezone
+
+        oldest = oldest.replace(tzinfo=timezone.utc)
+    return max(0.0, (utcnow() - oldest).total_seconds())
+
+
+register_indicator(Indicator("queue_depth", "队列积压（待执行任务）", "RQ jobs waiting, per queue",
+                             count_queued_jobs, label="queue", alert_above=1000))
+register_indicator(Indicator("failed_jobs", "失败任务", "RQ jobs in the failed registry, per queue",
+                             count_failed_jobs, label="queue", alert_above=0))
+register_indicator(Indicator("workers", "在线工作进程", "RQ workers registered in Redis", count_workers))
+register_indicator(Indicator("outbox_messages", "发件箱积压", "Outbox messages not yet delivered, per status",
+                             count_outbox_backlog, label="status", alert_above=500))
+register_indicator(Indicator("outbox_oldest_pending_seconds", "发件箱最久等待（秒）",
+                             "Age of the oldest pending outbox message", count_oldest_outbox_age, alert_above=120))
+
+
+def init_app(app):
+    app.register_blueprint(bp)
