@@ -125,8 +125,14 @@ def clean_tables(db):
             names = ", ".join(f'"{t.name}"' for t in tables)
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         else:
+            # append-only tables (the ledger) refuse DELETE by trigger: lift the triggers for the clean-up only
+            triggers = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type='trigger'")).all()
+            for name, _sql in triggers:
+                conn.execute(text(f'DROP TRIGGER "{name}"'))
             for table in tables:
                 conn.execute(table.delete())
+            for _name, sql in triggers:
+                conn.execute(text(sql))
             if conn.execute(text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first():
                 conn.execute(text("DELETE FROM sqlite_sequence"))
 

@@ -1,0 +1,160 @@
+"""Budget caps that cannot be overspent under any concurrency.
+
+Each cap is ONE conditional UPDATE (`... SET used = used + :a WHERE id = :id AND used + :a <= cap`):
+the database serialises writers on the row (PostgreSQL row lock; SQLite BEGIN IMMEDIATE), so two
+approvals can never both see room for one packet. Caps are taken in a fixed order (resident day,
+resident month, program day, program month) so concurrent approvals cannot deadlock; rowcount 0
+means the cap is full and what was taken before it is handed back in the same transaction.
+Counter rows are created on demand with INSERT ... ON CONFLICT DO NOTHING (race-free, both engines).
+"""
+from __future__ import annotations
+
+from sqlalchemy import case, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.errors import Conflict, Unprocessable
+from app.extensions import db
+from app.models.base import utcnow
+from rewards import ledger
+from rewards.models import BudgetPeriod, RewardCounter
+
+CAP_ORDER = ("resident_day", "resident_month", "program_day", "program_month")
+
+
+def _insert(model):
+    return (postgresql.insert(model) if db.session.get_bind().dialect.name == "postgresql"
+            else sqlite.insert(model))
+
+
+def insert_ignore(model, **values) -> int:
+    """INSERT ... ON CONFLICT DO NOTHING; the rowcount (0 when the row was already there)."""
+    return db.session.execute(_insert(model).values(**values).on_conflict_do_nothing()).rowcount
+
+
+def counter_id(scope: str, subject_id: int, period: str) -> int:
+    insert_ignore(RewardCounter, scope=scope, subject_id=subject_id, period=period, count=0, amount_fen=0)
+    return db.session.execute(select(RewardCounter.id).filter_by(scope=scope, subject_id=subject_id,
+                                                                 period=period)).scalar_one()
+
+
+def take_counter(cid: int, amount_fen: int, max_count: int | None, max_fen: int | None) -> bool:
+    query = update(RewardCounter).where(RewardCounter.id == cid)
+    if max_count is not None:
+        query = query.where(RewardCounter.count + 1 <= max_count)
+    if max_fen is not None:
+        query = query.where(RewardCounter.amount_fen + amount_fen <= max_fen)
+    query = query.values(count=RewardCounter.count + 1, amount_fen=RewardCounter.amount_fen + amount_fen)
+    return db.session.execute(query.execution_options(synchronize_session=False)).rowcount == 1
+
+
+def give_back_counter(cid: int, amount_fen: int) -> None:
+    db.session.execute(update(RewardCounter).where(RewardCounter.id == cid)
+                       .values(count=RewardCounter.count - 1, amount_fen=RewardCounter.amount_fen - amount_fen)
+                       .execution_options(synchronize_session=False))
+
+
+# --- the program's month budget (mirror of the ledger's budget accounts) -----------------------------
+
+def ensure_period(period: str) -> None:
+    insert_ignore(BudgetPeriod, period=period, funded_fen=0, available_fen=0, reserved_fen=0, committed_fen=0,
+                  expired_fen=0, closed=False)
+
+
+def _period_update(period: str, *conditions, **values) -> int:
+    query = update(BudgetPeriod).where(BudgetPeriod.period == period, *conditions).values(**values)
+    return db.session.execute(query.execution_options(synchronize_session=False)).rowcount
+
+
+def reserve_from_period(period: str, amount_fen: int) -> bool:
+    ensure_period(period)
+    return _period_update(period, BudgetPeriod.closed.is_(False), BudgetPeriod.available_fen >= amount_fen,
+                          available_fen=BudgetPeriod.available_fen - amount_fen,
+                          reserved_fen=BudgetPeriod.reserved_fen + amount_fen) == 1
+
+
+def commit_reserved(period: str, amount_fen: int) -> None:
+    """The packet was sent: reserved → committed."""
+    _period_update(period, reserved_fen=BudgetPeriod.reserved_fen - amount_fen,
+                   committed_fen=BudgetPeriod.committed_fen + amount_fen)
+
+
+def release_reserved(period: str, amount_fen: int) -> None:
+    """Never sent (failed): reserved → available."""
+    _period_update(period, reserved_fen=BudgetPeriod.reserved_fen - amount_fen,
+                   available_fen=BudgetPeriod.available_fen + amount_fen)
+
+
+def return_refund(period: str, amount_fen: int) -> bool:
+    """An unclaimed packet came back: committed → available, or → expired when the period is closed.
+    Returns whether the period was closed (the ledger entry goes to the same place)."""
+    row = db.session.execute(
+        update(BudgetPeriod).where(BudgetPeriod.period == period)
+        .values(committed_fen=BudgetPeriod.committed_fen - amount_fen,
+                available_fen=BudgetPeriod.available_fen + case((BudgetPeriod.closed, 0), else_=amount_fen),
+                expired_fen=BudgetPeriod.expired_fen + case((BudgetPeriod.closed, amount_fen), else_=0))
+        .returning(BudgetPeriod.closed)
+    ).first()
+    return bool(row[0]) if row else False
+
+
+def fund_period(period: str, amount_fen: int, *, created_by=None, memo=None):
+    """A budget top-up (after a second finance user approved it): money into the merchant account
+    and into the period's available budget."""
+    if not isinstance(amount_fen, int) or amount_fen <= 0:
+        raise Unprocessable(fields={"amount_fen": ["须为正整数（分）"]})
+    ensure_period(period)
+    changed = _period_update(period, BudgetPeriod.closed.is_(False),
+                             funded_fen=BudgetPeriod.funded_fen + amount_fen,
+                             available_fen=BudgetPeriod.available_fen + amount_fen)
+    if not changed:
+        raise Conflict("该预算期已结账，不能追加", code="period_closed")
+    return ledger.post_funding(period, amount_fen, created_by=created_by, memo=memo)
+
+
+def close_period(period: str, *, created_by=None) -> int:
+    """Close a month: what is still available expires; later refunds of its packets go to expired too."""
+    ensure_period(period)
+    row = db.session.execute(
+        update(BudgetPeriod).where(BudgetPeriod.period == period, BudgetPeriod.closed.is_(False))
+        .values(closed=True, closed_at=utcnow(), expired_fen=BudgetPeriod.expired_fen + BudgetPeriod.available_fen,
+                available_fen=0)
+        .returning(BudgetPeriod.expired_fen)
+    ).first()
+    if row is None:
+        raise Conflict("该预算期已结账", code="period_closed")
+    bal = ledger.budget_by_period().get(period, {}).get("available", 0)
+    if bal:
+        ledger.post_expiry(period, bal, created_by=created_by)
+    return bal
+
+
+# --- all caps for one reward, in the fixed order -----------------------------------------------------
+
+def take_caps(resident_id: int, day: str, period: str, amount_fen: int, policy: dict) -> tuple[bool, str | None, list]:
+    """Take every cap for one packet. Returns (ok, reason, taken counters) — on failure nothing is held."""
+    plan = [
+        ("resident_day", resident_id, day, policy["resident_day_count"], policy["resident_day_fen"]),
+        ("resident_month", resident_id, period, policy["resident_month_count"], policy["resident_month_fen"]),
+        ("program_day", 0, day, None, policy["program_day_fen"]),
+    ]
+    taken: list[int] = []
+    for scope, subject, key, max_count, max_fen in plan:
+        cid = counter_id(scope, subject, key)
+        if not take_counter(cid, amount_fen, max_count, max_fen):
+            release_counters(taken, amount_fen)
+            return False, f"{scope}_cap", []
+        taken.append(cid)
+    if not reserve_from_period(period, amount_fen):
+        release_counters(taken, amount_fen)
+        return False, "program_month_cap", []
+    return True, None, taken
+
+
+def release_counters(counter_ids: list[int], amount_fen: int) -> None:
+    for cid in counter_ids:  # same fixed order as taking them
+        give_back_counter(cid, amount_fen)
+
+
+def counters_for(resident_id: int, day: str, period: str) -> list[int]:
+    keys = [("resident_day", resident_id, day), ("resident_month", resident_id, period), ("program_day", 0, day)]
+    return [counter_id(*key) for key in keys]

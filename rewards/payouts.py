@@ -1,0 +1,235 @@
+"""The payout state machine: reserved → sending → sent → claimed | refunded, with failed and
+manual_review. Every transition is a compare-and-set on the status, committed together with its
+ledger transaction and budget mirror change — a transition that loses the race writes nothing.
+
+Sending: the mch_billno was committed with the approval; every call (retry, duplicate delivery,
+sweeper) repeats it with identical parameters, so WeChat pays at most once. An outcome that is not
+a clear yes or no is resolved by gethbinfo, never by a new billno.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from app.extensions import db, wechat
+from app.models.base import utcnow
+from app.models.resident import Resident
+from app.wechat import PayOutcome, PayResult
+from rewards import budget, ledger
+from rewards.models import Payout
+
+log = logging.getLogger(__name__)
+
+ACT_NAME = "隐患随手拍"
+WISHING = "感谢您守护城市平安"
+REMARK = "人人拍报料奖励"
+OPEN_STATUSES = ("reserved", "sending")             # reserved budget, nothing paid yet
+SENT_CHECKS = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4), timedelta(hours=12),
+               timedelta(hours=24, minutes=10))       # when the sweeper asks WeChat about a sent packet
+HB_SENT = ("SENDING", "SENT", "RECEIVED", "RFUND_ING", "REFUND")
+
+
+class PayoutPending(Exception):
+    """Not settled yet (WeChat busy, not enough balance, outcome unknown): the outbox redelivers the
+    job later and it calls again with the same mch_billno."""
+
+
+def crash_point(name: str) -> None:
+    """Fault injection for tests: RENRENPAI_CRASH_AT=<name> kills this process (SIGKILL) right here;
+    with RENRENPAI_CRASH_FLAG=<path> only the first process to get there dies."""
+    if os.environ.get("RENRENPAI_CRASH_AT") != name:
+        return
+    flag = os.environ.get("RENRENPAI_CRASH_FLAG")
+    if flag:
+        try:
+            os.close(os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def transition(payout_id: int, from_statuses, to_status: str, **values) -> bool:
+    """Compare-and-set; the caller commits."""
+    return db.session.execute(
+        update(Payout).where(Payout.id == payout_id, Payout.status.in_(tuple(from_statuses)))
+        .values(status=to_status, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+
+
+def _fresh(payout_id: int) -> Payout | None:
+    return db.session.execute(select(Payout).where(Payout.id == payout_id)
+                              .execution_options(populate_existing=True)).scalar_one_or_none()
+
+
+# --- sending -----------------------------------------------------------------------------------------
+
+def send_payout(payout_id: int) -> str:
+    """Call WeChat for one payout (idempotent: any number of concurrent or repeated runs pay once)."""
+    payout = _fresh(payout_id)
+    if payout is None:
+        db.session.rollback()
+        return "missing"
+    if payout.status == "reserved":
+        transition(payout_id, ("reserved",), "sending", first_call_at=utcnow(),
+                   next_check_at=utcnow() + timedelta(minutes=2))
+    elif payout.status != "sending":
+        db.session.rollback()
+        return payout.status
+    openid = db.session.get(Resident, payout.resident_id).openid
+    billno, amount = payout.mch_billno, payout.amount_fen
+    db.session.execute(update(Payout).where(Payout.id == payout_id)
+                       .values(attempts=Payout.attempts + 1).execution_options(synchronize_session=False))
+    db.session.commit()  # never hold a transaction open across an HTTP call
+
+    crash_point("before_call")
+    result = wechat.send_miniprogram_hb(billno, openid, amount, ACT_NAME, REMARK, WISHING)
+    crash_point("after_call")
+    return apply_send_result(payout_id, result)
+
+
+def apply_send_result(payout_id: int, result: PayResult) -> str:
+    outcome = result.outcome
+    if outcome is PayOutcome.SUCCESS:
+        status = mark_sent(payout_id, at=utcnow(), package=result.package, detail_id=result.detail_id)
+        crash_point("after_commit")
+        return status
+    if outcome is PayOutcome.FAILED_FINAL:
+        return mark_failed(payout_id, result.code)
+    if outcome is PayOutcome.CONFIG_ERROR:
+        return to_manual_review(payout_id, f"config:{result.code}"[:64])
+    if outcome is PayOutcome.UNKNOWN:
+        return resolve_unknown(payout_id, result.code)
+    _note_code(payout_id, result.code)
+    raise PayoutPending(result.code)
+
+
+def resolve_unknown(payout_id: int, code: str) -> str:
+    """The call may or may not have paid: ask WeChat about this billno."""
+    _note_code(payout_id, code)
+    payout = _fresh(payout_id)
+    billno = payout.mch_billno
+    db.session.rollback()
+    info = wechat.get_hb_info(billno)
+    if info.outcome is PayOutcome.SUCCESS:
+        return apply_hb_info(payout_id, info)
+    raise PayoutPending(f"{code}; query {info.code}")  # NOT_FOUND too: resend the same billno later
+
+
+def apply_hb_info(payout_id: int, info: PayResult) -> str:
+    """Bring our state up to what gethbinfo says (statuses SENDING SENT FAILED RECEIVED RFUND_ING REFUND)."""
+    status = info.status
+    payout = _fresh(payout_id)
+    db.session.rollback()
+    if payout is None:
+        return "missing"
+    if status == "FAILED":
+        if payout.status in OPEN_STATUSES or (payout.status == "manual_review" and payout.sent_at is None):
+            return mark_failed(payout_id, info.reason or "FAILED")
+        return to_manual_review(payout_id, "wechat_failed_after_sent")
+    if status in HB_SENT and (payout.status in OPEN_STATUSES or
+                              (payout.status == "manual_review" and payout.sent_at is None)):
+        mark_sent(payout_id, at=info.send_time or utcnow(), detail_id=info.detail_id)
+        if payout.package is None:
+            _fetch_package(payout_id)
+    if status == "RECEIVED":
+        return mark_claimed(payout_id, at=info.rcv_time or utcnow())
+    if status == "REFUND":
+        return mark_refunded(payout_id, at=info.refund_time or utcnow())
+    current = _fresh(payout_id)
+    db.session.rollback()
+    return current.status
+
+
+def _fetch_package(payout_id: int) -> None:
+    """A lost reply means a lost `package` (what the mini-program opens). The same billno with the
+    same parameters returns the original result, so asking again is safe."""
+    payout = _fresh(payout_id)
+    openid = db.session.get(Resident, payout.resident_id).openid
+    billno, amount = payout.mch_billno, payout.amount_fen
+    db.session.rollback()
+    result = wechat.send_miniprogram_hb(billno, openid, amount, ACT_NAME, REMARK, WISHING)
+    if result.ok and result.package:
+        db.session.execute(update(Payout).where(Payout.id == payout_id, Payout.package.is_(None))
+                           .values(package=result.package).execution_options(synchronize_session=False))
+        db.session.commit()
+
+
+def _note_code(payout_id: int, code: str) -> None:
+    db.session.execute(update(Payout).where(Payout.id == payout_id).values(last_code=(code or "")[:32])
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+# --- transitions with their money ---------------------------------------------------------------------
+
+def mark_sent(payout_id: int, *, at: datetime, package: str | None = None, detail_id: str | None = None) -> str:
+    payout = _fresh(payout_id)
+    values = {"sent_at": at, "next_check_at": utcnow() + SENT_CHECKS[0], "last_code": "SUCCESS"}
+    if package:
+        values["package"] = package
+    if detail_id:
+        values["detail_id"] = detail_id
+    from_statuses = ("sending", "reserved", "manual_review")
+    if payout.status == "manual_review" and payout.sent_at is not None:
+        from_statuses = ()
+    if from_statuses and transition(payout_id, from_statuses, "sent", reason=None, **values):
+        budget.commit_reserved(payout.period, payout.amount_fen)
+        ledger.post_sent(payout, at=at)
+        db.session.commit()
+        return "sent"
+    db.session.rollback()
+    return _fresh(payout_id).status
+
+
+def mark_failed(payout_id: int, code: str) -> str:
+    """WeChat said no and nothing was paid: the reservation and the caps come back."""
+    payout = _fresh(payout_id)
+    if payout.sent_at is None and transition(payout_id, ("reserved", "sending", "manual_review"), "failed",
+                                             reason=(code or "failed")[:64], last_code=(code or "")[:32],
+                                             settled_at=utcnow(), next_check_at=None):
+        budget.release_reserved(payout.period, payout.amount_fen)
+        budget.release_counters(budget.counters_for(payout.resident_id, payout.business_day.isoformat(),
+                                                    payout.period), payout.amount_fen)
+        ledger.post_failed(payout)
+        db.session.commit()
+        return "failed"
+    db.session.rollback()
+    return _fresh(payout_id).status
+
+
+def mark_claimed(payout_id: int, at: datetime) -> str:
+    payout = _fresh(payout_id)
+    if payout.sent_at is not None and transition(payout_id, ("sent", "manual_review"), "claimed", settled_at=at,
+                                                 next_check_at=None, reason=None):
+        ledger.post_claimed(payout, at=at)
+        db.session.commit()
+        return "claimed"
+    db.session.rollback()
+    return _fresh(payout_id).status
+
+
+def mark_refunded(payout_id: int, at: datetime) -> str:
+    payout = _fresh(payout_id)
+    if payout.sent_at is not None and transition(payout_id, ("sent", "manual_review"), "refunded", settled_at=at,
+                                                 next_check_at=None, reason=None):
+        closed = budget.return_refund(payout.period, payout.amount_fen)
+        ledger.post_refunded(payout, period_closed=closed, at=at)
+        db.session.commit()
+        return "refunded"
+    db.session.rollback()
+    return _fresh(payout_id).status
+
+
+def to_manual_review(payout_id: int, reason: str) -> str:
+    if transition(payout_id, ("reserved", "sending", "sent"), "manual_review", reason=reason[:64],
+                  next_check_at=None):
+        db.session.commit()
+        log.warning("payout needs manual review", extra={"payout_id": payout_id, "reason": reason})
+        return "manual_review"
+    db.session.rollback()
+    return _fresh(payout_id).status

@@ -1,0 +1,37 @@
+"""What residents see of their rewards (HELPERS §Interfaces 4), for miniprogram_api."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.extensions import db
+from rewards.models import RESIDENT_STATUSES, Payout
+
+
+def _brief(payout: Payout) -> dict:
+    return {"id": payout.id, "amount_fen": payout.amount_fen, "status": payout.status}
+
+
+def reward_for_tip(tip_id: int) -> dict | None:
+    """{"id", "amount_fen", "status"} once a reward is granted; None otherwise (not granted, waiting)."""
+    payout = db.session.execute(select(Payout).filter_by(tip_id=tip_id)).scalar_one_or_none()
+    if payout is None or payout.status not in RESIDENT_STATUSES:
+        return None
+    return _brief(payout)
+
+
+def list_rewards_for_resident(resident_id: int, cursor: str | None = None, limit: int = 20) -> tuple[list[dict], str | None]:
+    """Newest first. `package` (for wx.sendBizRedPacket) only while the packet waits to be opened."""
+    limit = max(1, min(int(limit or 20), 100))
+    query = (select(Payout).where(Payout.resident_id == resident_id, Payout.status.in_(RESIDENT_STATUSES))
+             .order_by(Payout.id.desc()).limit(limit + 1))
+    if cursor:
+        try:
+            query = query.where(Payout.id < int(cursor))
+        except ValueError:
+            from app.errors import BadRequest
+
+            raise BadRequest("翻页参数无效", code="invalid_cursor")
+    rows = db.session.execute(query).scalars().all()
+    items = [{**_brief(p), "tip_id": p.tip_id, "package": p.package if p.status == "sent" else None}
+             for p in rows[:limit]]
+    return items, (str(rows[limit - 1].id) if len(rows) > limit else None)

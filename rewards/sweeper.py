@@ -1,0 +1,86 @@
+"""The sweeper (periodic): asks WeChat (gethbinfo) about payouts that are due a check and settles
+them — sending → sent | failed, sent → claimed | refunded. What cannot be settled within WeChat's
+windows goes to manual_review for finance.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from app.extensions import db, wechat
+from app.models.base import utcnow
+from app.wechat import PayOutcome
+from rewards import payouts
+from rewards.models import Payout
+
+log = logging.getLogger(__name__)
+
+SENDING_WINDOW = timedelta(hours=24)     # a billno WeChat still does not know after this: a person looks
+SENT_WINDOW = timedelta(hours=72)        # claimed within 24 h or refunded at 24 h; beyond this: a person looks
+RETRY_CHECK = timedelta(minutes=10)
+
+
+def sweep_payouts(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
+    """Check every payout whose next_check_at has passed. Returns counts by resulting status."""
+    now = now or utcnow()
+    ids = list(db.session.execute(
+        select(Payout.id).where(Payout.status.in_(("reserved", "sending", "sent")), Payout.next_check_at <= now)
+        .order_by(Payout.next_check_at).limit(limit)).scalars())
+    db.session.rollback()
+    counts: dict[str, int] = {}
+    for payout_id in ids:
+        try:
+            status = check_payout(payout_id, now)
+        except payouts.PayoutPending:
+            status = "pending"
+        except Exception:  # one bad payout must not stop the sweep
+            db.session.rollback()
+            log.exception("sweeper failed on a payout", extra={"payout_id": payout_id})
+            status = "error"
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def check_payout(payout_id: int, now: datetime | None = None) -> str:
+    now = now or utcnow()
+    payout = db.session.get(Payout, payout_id)
+    if payout is None:
+        return "missing"
+    status, billno = payout.status, payout.mch_billno
+    started = payout.first_call_at or payout.reserved_at or payout.created_at
+    sent_at = payout.sent_at
+    db.session.rollback()
+    if status == "reserved":  # the outbox should have sent it; send now (same billno, harmless twice)
+        return payouts.send_payout(payout_id)
+    info = wechat.get_hb_info(billno)
+    if info.outcome is PayOutcome.SUCCESS:
+        result = payouts.apply_hb_info(payout_id, info)
+        if result == "sent":
+            _reschedule(payout_id, now, sent_at or now)
+            if now - (sent_at or now) > SENT_WINDOW:
+                return payouts.to_manual_review(payout_id, "unsettled_after_window")
+        return result
+    if status == "sending" and info.code == "NOT_FOUND":
+        if now - started > SENDING_WINDOW:
+            return payouts.to_manual_review(payout_id, "not_found_after_window")
+        _reschedule(payout_id, now, None)
+        return payouts.send_payout(payout_id)  # WeChat never saw it: send (the same billno)
+    # the query itself failed: try again later, unless we are past the window
+    window_start, window = (started, SENDING_WINDOW) if status == "sending" else (sent_at or started, SENT_WINDOW)
+    if now - window_start > window:
+        return payouts.to_manual_review(payout_id, f"unanswered:{info.code}")
+    _reschedule(payout_id, now, None)
+    return status
+
+
+def _reschedule(payout_id: int, now: datetime, sent_at: datetime | None) -> None:
+    if sent_at is not None:
+        upcoming = [sent_at + step for step in payouts.SENT_CHECKS if sent_at + step > now]
+        when = upcoming[0] if upcoming else now + timedelta(hours=4)
+    else:
+        when = now + RETRY_CHECK
+    db.session.execute(update(Payout).where(Payout.id == payout_id).values(next_check_at=when)
+                       .execution_options(synchronize_session=False))
+    db.session.commit()
