@@ -471,6 +471,8 @@ class WeChatGateway:
             errcode = self._errcode(exc)
             if errcode is None or errcode == -1:
                 raise WeChatUnavailable() from exc
+            if errcode in (45009, 45011):  # WeChat's call quota: later the same message goes through
+                raise WeChatUnavailable(code="wechat_quota_exceeded") from exc
             level = logging.INFO if errcode == 43101 else logging.WARNING
             log.log(level, "subscribe message refused: errcode=%s openid=%s template=%s", errcode,
                     mask_openid(openid), template_id)
@@ -561,6 +563,9 @@ class WeChatGateway:
 
     def _pay_call(self, endpoint: str, data: dict) -> PayResult:
         """One signed pay call through wechatpy; every reply or failure becomes a PayResult."""
+        missing = self._missing_cert()
+        if missing:
+            return PayResult(PayOutcome.CONFIG_ERROR, "CERT_MISSING", f"{missing} is configured but not readable")
         if not self._acquire_pay_slot():
             return PayResult(PayOutcome.RETRY_SAME, "LOCAL_RATE_LIMIT", "pay call budget exhausted; not sent")
         pay = self._pay()
@@ -586,6 +591,20 @@ class WeChatGateway:
         if not isinstance(reply, dict):  # wechatpy returns the body text when it is not XML
             return _unknown("NOT_XML", "reply is not XML", {"body": str(reply)[:200]})
         return self._classified(reply)
+
+    def _missing_cert(self) -> str | None:
+        """The merchant certificate setting whose file cannot be read (nothing is sent then: requests
+        would raise a bare OSError, and WeChat refuses red packets without the client certificate)."""
+        import os
+
+        cfg = self._cfg()
+        for name in ("WECHAT_PAY_CERT", "WECHAT_PAY_KEY_FILE"):
+            path = cfg.get(name)
+            if path and not os.access(path, os.R_OK):
+                return name
+        if bool(cfg.get("WECHAT_PAY_CERT")) != bool(cfg.get("WECHAT_PAY_KEY_FILE")):
+            return "WECHAT_PAY_KEY_FILE" if cfg.get("WECHAT_PAY_CERT") else "WECHAT_PAY_CERT"
+        return None
 
     def _classified(self, raw: dict) -> PayResult:
         raw = dict(raw)
@@ -634,6 +653,9 @@ class WeChatGateway:
         is set once the rows are read and checked against WeChat's own totals."""
         cfg = self._cfg()
         day = bill_date.strftime("%Y%m%d") if isinstance(bill_date, date) else str(bill_date).replace("-", "")
+        missing = self._missing_cert()
+        if missing:
+            return FundFlowBill(PayOutcome.CONFIG_ERROR, "FAILED", "CERT_MISSING", f"{missing} is not readable")
         if not self._acquire_pay_slot():
             return FundFlowBill(PayOutcome.RETRY_SAME, "NOT_SENT", "LOCAL_RATE_LIMIT")
         pay = self._pay()
@@ -852,7 +874,7 @@ def _record_media_check(trace_id: str, media_url: str | None = None, payload: di
     from app.models.wechat import WeChatMediaCheck
 
     def apply(row):
-        if payload is not None:
+        if payload is not None and row.status == "pending":  # a repeated push changes nothing
             result = payload.get("result") or {}
             errcode = _int_or_none(payload.get("errcode")) or 0
             row.status = "done" if errcode == 0 and result.get("suggest") in ("pass", "review", "risky") else "error"
@@ -928,8 +950,9 @@ def _push_payload(body: bytes, args, cfg) -> dict | None:
     message = _decode_push(body)
     if message is None:
         return None
-    if args.get("encrypt_type") == "aes" or "Encrypt" in message:
-        aes_key = cfg.get("WECHAT_PUSH_AES_KEY")
+    aes_key = cfg.get("WECHAT_PUSH_AES_KEY")
+    # Safe mode (an AES key configured) accepts only encrypted messages; plaintext mode only plaintext.
+    if aes_key or args.get("encrypt_type") == "aes" or "Encrypt" in message:
         if not aes_key or "Encrypt" not in message:
             return None
         try:

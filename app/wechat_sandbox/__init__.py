@@ -18,10 +18,11 @@ DEFAULTS = {
     "SANDBOX_FAULT_SLEEP": 15.0,  # longer than any client timeout we configure
     "SANDBOX_PUSH_DELAY": 0.2,
     "WECHAT_PUSH_FORMAT": "json",
+    "SANDBOX_PAY_RATE_LIMIT": 30,  # WeChat: 30 red-packet API calls per second per merchant
 }
 ENV_KEYS = ("WECHAT_APPID", "WECHAT_SECRET", "WECHAT_MCH_ID", "WECHAT_PAY_KEY", "WECHAT_PUSH_URL",
             "WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY", "WECHAT_PUSH_FORMAT", "SANDBOX_STATE",
-            "SANDBOX_FAULT_SLEEP", "SANDBOX_TOKEN_TTL", "SANDBOX_PUSH_DELAY")
+            "SANDBOX_FAULT_SLEEP", "SANDBOX_TOKEN_TTL", "SANDBOX_PUSH_DELAY", "SANDBOX_PAY_RATE_LIMIT")
 
 
 def sandbox_settings(config: dict | None = None, env=None) -> dict:

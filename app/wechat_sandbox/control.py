@@ -132,18 +132,45 @@ def repush(trace_id):
                                                                           trace_id)})
 
 
+# Runtime settings (wiped by /reset): where and how media-check results are pushed, the merchant
+# balance, a delay on cgi-bin/token, and WeChat's pay call rate per merchant.
+RUNTIME = {"push_url": str, "push_format": str, "push_token": str, "push_aes_key": str, "balance_fen": int,
+           "token_delay": (int, float), "pay_rate_limit": int}
+
+
 @bp.post("/config")
 def set_config():
-    """Runtime settings: push_url (where media-check results go), balance_fen (merchant account)."""
+    """push_url / push_format ("json"|"xml") / push_token / push_aes_key ("" = plaintext mode) override
+    the WECHAT_PUSH_* settings; balance_fen is the merchant account; token_delay (s) slows cgi-bin/token;
+    pay_rate_limit is the calls per second per merchant (0 = unlimited)."""
     body = _body()
     state = _state()
-    if "push_url" in body:
-        state.set_setting("push_url", body["push_url"])
-    if "balance_fen" in body:
-        if not isinstance(body["balance_fen"], int):
-            return _bad("balance_fen must be an integer")
-        state.set_setting("balance_fen", body["balance_fen"])
-    return jsonify({"push_url": state.get_setting("push_url"), "balance_fen": state.balance()})
+    unknown = set(body) - set(RUNTIME)
+    if unknown:
+        return _bad(f"unknown settings: {', '.join(sorted(unknown))}")
+    for name, value in body.items():
+        kind = RUNTIME[name]
+        if value is None and kind is not str:
+            return _bad(f"{name} must be a number")
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            return _bad(f"{name} has the wrong type")
+        if name == "push_format" and value not in (None, "json", "xml"):
+            return _bad("push_format must be json or xml")
+        if name == "push_aes_key" and value not in (None, "") and len(value) != 43:
+            return _bad("push_aes_key must be 43 characters")
+    with state.tx() as conn:
+        for name, value in body.items():
+            state.set_setting(name, value, conn)
+    return jsonify({name: state.get_setting(name) for name in RUNTIME if name != "balance_fen"}
+                   | {"balance_fen": state.balance()})
+
+
+@bp.get("/text_checks")
+def list_text_checks():
+    rows = _state().query("SELECT * FROM text_checks ORDER BY id")
+    return jsonify({"items": [{"openid": r["openid"], "scene": r["scene"], "content": r["content"],
+                               "suggest": r["suggest"], "label": r["label"], "trace_id": r["trace_id"],
+                               "at": wx_time(r["at"])} for r in rows]})
 
 
 @bp.get("/fundflow/<day>")
@@ -161,4 +188,5 @@ def stats():
 @bp.post("/reset")
 def reset():
     _state().reset()
+    current_app.extensions.pop("sandbox_pay_rate", None)  # the calls-per-second window too
     return jsonify({"status": "reset"})

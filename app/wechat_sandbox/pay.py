@@ -9,6 +9,9 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
+import time
+from collections import deque
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -32,6 +35,37 @@ SUMMARY_HEADER = "资金流水总笔数,收入笔数,收入金额,支出笔数,�
 
 def _state():
     return current_app.extensions["sandbox_state"]
+
+
+class CallRate:
+    """WeChat's 30 calls/s per merchant on the red-packet APIs: a sliding one-second window of the
+    calls accepted (in memory: a restart forgets it, as a second later WeChat would too)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.calls: deque[float] = deque()
+
+    def admit(self, limit: int) -> bool:
+        if limit <= 0:
+            return True
+        now = time.monotonic()
+        with self.lock:
+            while self.calls and self.calls[0] <= now - 1.0:
+                self.calls.popleft()
+            if len(self.calls) >= limit:
+                return False
+            self.calls.append(now)
+            return True
+
+
+def _over_rate():
+    """A FREQ_LIMIT reply when this call would exceed the merchant's calls per second, else None."""
+    app = current_app
+    rate = app.extensions.setdefault("sandbox_pay_rate", CallRate())
+    limit = _state().get_setting("pay_rate_limit", app.config.get("SANDBOX_PAY_RATE_LIMIT", 30))
+    if rate.admit(int(limit)):
+        return None
+    return pay_fail("FREQ_LIMIT", "超过频率限制，请稍后再试")
 
 
 def _key():
@@ -129,6 +163,9 @@ def _send_reply(api, row):
 
 
 def _send(api):
+    limited = _over_rate()
+    if limited is not None:
+        return limited
     mode = take_fault(_state(), api)
     early = fault_response(mode, "xml", api)
     if early is not None:
@@ -188,6 +225,9 @@ def sendredpack():
 
 @bp.post("/mmpaymkttransfers/gethbinfo")
 def gethbinfo():
+    limited = _over_rate()
+    if limited is not None:
+        return limited
     mode = take_fault(_state(), "gethbinfo")
     early = fault_response(mode, "xml", "gethbinfo")
     if early is not None:
@@ -255,6 +295,9 @@ def _bill_error(message, code):
 
 @bp.post("/pay/downloadfundflow")
 def downloadfundflow():
+    limited = _over_rate()
+    if limited is not None:
+        return limited
     mode = take_fault(_state(), "downloadfundflow")
     early = fault_response(mode, "xml", "downloadfundflow")
     if early is not None:

@@ -80,11 +80,23 @@ def build_push(cfg, payload: dict, timestamp: int | None = None, nonce: str | No
     return params, plain.encode("utf-8"), content_type
 
 
+def push_settings(app) -> dict:
+    """The app's WECHAT_PUSH_* settings, overridden by whatever the control API set at run time."""
+    state = app.extensions["sandbox_state"]
+    cfg = dict(app.config)
+    for setting, name in (("push_url", "WECHAT_PUSH_URL"), ("push_format", "WECHAT_PUSH_FORMAT"),
+                          ("push_token", "WECHAT_PUSH_TOKEN"), ("push_aes_key", "WECHAT_PUSH_AES_KEY")):
+        value = state.get_setting(setting)
+        if value is not None:
+            cfg[name] = value
+    return cfg
+
+
 def push_media_check(app, trace_id: str) -> str:
     """Deliver one result; returns the outcome recorded in the sandbox ("success", "no_url", "failed: ...")."""
     state = app.extensions["sandbox_state"]
-    cfg = dict(app.config)
-    url = state.get_setting("push_url") or cfg.get("WECHAT_PUSH_URL")
+    cfg = push_settings(app)
+    url = cfg.get("WECHAT_PUSH_URL")
     rows = state.query("SELECT * FROM media_checks WHERE trace_id = ?", (trace_id,))
     if not rows:
         return "unknown trace_id"

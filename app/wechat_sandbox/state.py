@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS messages (
     page TEXT, data TEXT NOT NULL, miniprogram_state TEXT);
 CREATE TABLE IF NOT EXISTS subscriptions (openid TEXT NOT NULL, template_id TEXT NOT NULL,
                                           remaining INTEGER NOT NULL, PRIMARY KEY (openid, template_id));
+CREATE TABLE IF NOT EXISTS text_checks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, openid TEXT NOT NULL, scene INTEGER NOT NULL,
+    content TEXT NOT NULL, suggest TEXT NOT NULL, label INTEGER NOT NULL, trace_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS media_checks (
     trace_id TEXT PRIMARY KEY, openid TEXT NOT NULL, media_url TEXT NOT NULL, scene INTEGER NOT NULL,
     suggest TEXT NOT NULL, label INTEGER NOT NULL, created_at REAL NOT NULL, pushed_at REAL,
@@ -95,7 +98,7 @@ class State:
     def reset(self):
         with self.tx() as conn:
             for table in ("settings", "users", "codes", "tokens", "faults", "redpacks", "flows", "messages",
-                          "subscriptions", "media_checks"):
+                          "subscriptions", "media_checks", "text_checks"):
                 conn.execute(f"DELETE FROM {table}")
 
     # the clock -----------------------------------------------------------------------------------
