@@ -24,6 +24,20 @@ class PhotoHashBand(db.Model):
     __table_args__ = (Index("ix_photo_hash_bands_lookup", "band_key", "phash", "photo_id"),)
 
 
+class TipMediaCheck(db.Model):
+    """A photo sent to WeChat's asynchronous image check for a tip; the verdict arrives by push
+    (app.wechat records it by trace_id) and the sweep applies it to the tip once."""
+
+    __tablename__ = "tip_media_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tip_id: Mapped[int] = mapped_column(ForeignKey("tips.id", ondelete="CASCADE"), nullable=False, index=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), nullable=False)
+    trace_id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    verdict: Mapped[str | None] = mapped_column(String(16))  # pass | review | risky | error, once applied
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+
+
 class ReviewDecision(TimestampMixin, db.Model):
     """Every decision on a tip, in order; a supervisor's reversal marks one reversed (never deletes it)."""
 

@@ -24,6 +24,24 @@ def upgrade():
     )
     op.create_index('ix_photo_hash_bands_lookup', 'photo_hash_bands', ['band_key', 'phash', 'photo_id'], unique=False)
     op.create_table(
+        'tip_media_checks',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('tip_id', sa.Integer(), nullable=False),
+        sa.Column('photo_id', sa.Integer(), nullable=False),
+        sa.Column('trace_id', sa.String(length=64), nullable=False),
+        sa.Column('verdict', sa.String(length=16), nullable=True),
+        sa.Column('applied_at', sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(['photo_id'], ['photos.id'], name=op.f('fk_tip_media_checks_photo_id_photos'),
+                                ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['tip_id'], ['tips.id'], name=op.f('fk_tip_media_checks_tip_id_tips'),
+                                ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_tip_media_checks')),
+        sa.UniqueConstraint('trace_id', name=op.f('uq_tip_media_checks_trace_id')),
+    )
+    with op.batch_alter_table('tip_media_checks', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_tip_media_checks_applied_at'), ['applied_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_tip_media_checks_tip_id'), ['tip_id'], unique=False)
+    op.create_table(
         'review_decisions',
         sa.Column('id', sa.Integer(), nullable=False),
         sa.Column('tip_id', sa.Integer(), nullable=False),
@@ -56,5 +74,9 @@ def downgrade():
     with op.batch_alter_table('review_decisions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_review_decisions_tip_id'))
     op.drop_table('review_decisions')
+    with op.batch_alter_table('tip_media_checks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_tip_media_checks_tip_id'))
+        batch_op.drop_index(batch_op.f('ix_tip_media_checks_applied_at'))
+    op.drop_table('tip_media_checks')
     op.drop_index('ix_photo_hash_bands_lookup', table_name='photo_hash_bands')
     op.drop_table('photo_hash_bands')
