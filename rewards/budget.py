@@ -26,9 +26,13 @@ def _insert(model):
             else sqlite.insert(model))
 
 
-def insert_ignore(model, **values) -> int:
-    """INSERT ... ON CONFLICT DO NOTHING; the rowcount (0 when the row was already there)."""
-    return db.session.execute(_insert(model).values(**values).on_conflict_do_nothing()).rowcount
+def insert_ignore(model, **values) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING; False when the row was already there. (RETURNING, not
+    rowcount: an ORM-enabled insert reports rowcount -1 on psycopg.)"""
+    table = model.__table__
+    pk = list(table.primary_key.columns)[0]
+    stmt = _insert(table).values(**values).on_conflict_do_nothing().returning(pk)
+    return db.session.execute(stmt).first() is not None
 
 
 def counter_id(scope: str, subject_id: int, period: str) -> int:
