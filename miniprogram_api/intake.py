@@ -1,0 +1,167 @@
+"""What a resident sends: photos (one per request) and tips (with an Idempotency-Key).
+
+Both functions only flush; the view commits once, at the edge. A photo's files are written before
+its row, so the view removes them again when the commit fails (`discard_photo_files`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import BinaryIO
+
+from sqlalchemy import func, select, update
+
+from app.errors import Conflict, NotFound, Unprocessable
+from app.extensions import db
+from app.geo.coords import to_wgs84
+from app.geo.index import in_service_area
+from app.hazards.catalogue import get_category
+from app.media.photos import PhotoKeys, delete_photo_files, store_photo
+from app.media.processing import inspect_upload, process_photo
+from app.models.base import utcnow
+from app.models.photo import Photo
+from app.models.resident import Resident
+from app.models.tip import OPEN_TIP_STATUSES, Tip
+from app.outbox import publish
+from app.tips import change_tip_status, record_tip_event
+from miniprogram_api.limits import check_daily_tip_limit
+
+
+class IdempotencyConflict(Conflict):
+    status, code, message = 409, "idempotency_conflict", "该请求标识已用于另一条不同的报料，请勿重复使用"
+
+
+# --- photos -----------------------------------------------------------------------------------
+
+def upload_photo(resident_id: int, stream: BinaryIO) -> tuple[Photo, PhotoKeys]:
+    """Check, process and store one uploaded photo for `resident_id`; 413/415/422 on bad files.
+
+    The upload is spooled to a private temp file (64 KB at a time, hashed as it goes) and removed
+    whatever happens; nothing is stored for a refused file.
+    """
+    with inspect_upload(stream) as upload:
+        processed = process_photo(upload)
+        keys = store_photo(upload, processed)
+    exif = processed.exif
+    photo = Photo(
+        resident_id=resident_id, sha256=processed.sha256, phash=processed.phash,
+        width=processed.width, height=processed.height, mime=processed.mime,
+        size_bytes=processed.size_bytes, original_key=keys.original_key,
+        display_key=keys.display_key, thumb_key=keys.thumb_key,
+        exif_taken_at=exif.taken_at,
+        exif_lat=exif.gps[0] if exif.gps else None, exif_lng=exif.gps[1] if exif.gps else None,
+    )
+    db.session.add(photo)
+    try:
+        db.session.flush()
+    except BaseException:
+        delete_photo_files(keys)
+        raise
+    return photo, keys
+
+
+def discard_photo_files(keys: PhotoKeys) -> None:
+    delete_photo_files(keys)
+
+
+# --- tips -------------------------------------------------------------------------------------
+
+def request_fingerprint(body: dict) -> str:
+    """SHA-256 of the validated body, canonical JSON: the same tip sent twice hashes the same."""
+    location = body["location"]
+    canonical = {
+        "category": body["category"], "description": body.get("description") or "",
+        "location": {"lat": float(location["lat"]), "lng": float(location["lng"]),
+                     "coord": location.get("coord") or "gcj02", "address": location.get("address")},
+        "photo_ids": list(body["photo_ids"]),
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def find_tip_by_key(resident_id: int, key: str) -> Tip | None:
+    return db.session.scalar(select(Tip).where(Tip.resident_id == resident_id, Tip.idempotency_key == key))
+
+
+def replay_tip(existing: Tip, fingerprint: str) -> Tip:
+    """The same key again: the same tip if the body matches, else 409."""
+    if existing.request_hash != fingerprint:
+        raise IdempotencyConflict()
+    return existing
+
+
+def submit_tip(resident_id: int, idempotency_key: str, body: dict) -> tuple[Tip, bool]:
+    """Create the tip (status received) and queue its intake; (tip, created). Flushes only.
+
+    A retried request with the same key and body returns the first tip (created=False).
+    """
+    fingerprint = request_fingerprint(body)
+    existing = find_tip_by_key(resident_id, idempotency_key)
+    if existing is not None:
+        return replay_tip(existing, fingerprint), False
+    # One submission per resident at a time: the daily count and the key check stay true until commit.
+    db.session.execute(select(Resident.id).where(Resident.id == resident_id).with_for_update())
+    existing = find_tip_by_key(resident_id, idempotency_key)
+    if existing is not None:
+        return replay_tip(existing, fingerprint), False
+
+    now = utcnow()
+    check_daily_tip_limit(resident_id, now)
+    category = get_category(body["category"], active_only=True)
+    if category is None:
+        raise Unprocessable("请选择有效的隐患类别", code="unknown_category", fields={"category": ["未知的隐患类别"]})
+    location = body["location"]
+    lat, lng = to_wgs84(location["lat"], location["lng"], location.get("coord") or "gcj02")
+    if not in_service_area(lat, lng):
+        raise Unprocessable("该位置不在服务范围内（仅限东莞市）", code="outside_service_area",
+                            fields={"location": ["位置不在服务范围内"]})
+    photo_ids = list(body["photo_ids"])
+    if len(set(photo_ids)) != len(photo_ids):
+        raise Unprocessable("照片重复", code="duplicate_photo_ids", fields={"photo_ids": ["同一张照片只能提交一次"]})
+
+    tip = Tip(resident_id=resident_id, idempotency_key=idempotency_key, request_hash=fingerprint,
+              category=category.code, description=(body.get("description") or "").strip(),
+              lat=lat, lng=lng, coord_in=location.get("coord") or "gcj02", address=location.get("address"),
+              status="received", status_changed_at=now, priority=category.severity_weight,
+              created_at=now)
+    db.session.add(tip)
+    db.session.flush()
+    claim_photos(tip.id, resident_id, photo_ids)
+    record_tip_event(tip.id, "received", "报料已提交，等待审核", actor_type="resident", actor_id=resident_id, )
+    publish("tip.intake", {"tip_id": tip.id}, dedup_key=f"tip.intake:{tip.id}")
+    return tip, True
+
+
+def claim_photos(tip_id: int, resident_id: int, photo_ids: list[int]) -> None:
+    """Attach the photos to the tip, compare-and-set: only the caller's photos no tip holds yet.
+
+    Two tips racing for one photo: the second UPDATE matches no row for it and the tip is refused.
+    """
+    for position, photo_id in enumerate(photo_ids):
+        claimed = db.session.execute(
+            update(Photo)
+            .where(Photo.id == photo_id, Photo.resident_id == resident_id, Photo.tip_id.is_(None))
+            .values(tip_id=tip_id, position=position)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not claimed:
+            raise Unprocessable("照片不存在或已被其他报料使用，请重新上传", code="photo_unavailable",
+                                fields={"photo_ids": [f"照片 {photo_id} 不可用"]})
+
+
+def withdraw_tip(resident_id: int, tip_id: int) -> Tip:
+    """Withdraw an own tip that no moderator has decided yet; 404 for others' tips, 409 after a decision."""
+    tip = db.session.scalar(select(Tip).where(Tip.id == tip_id, Tip.resident_id == resident_id))
+    if tip is None:
+        raise NotFound("找不到该报料", code="tip_not_found")
+    if tip.status == "withdrawn":
+        return tip  # a retried withdraw is not an error
+    if not change_tip_status(tip.id, OPEN_TIP_STATUSES, "withdrawn", "您已撤回该报料",
+                             actor_type="resident", actor_id=resident_id):
+        raise Conflict("该报料已处理，不能撤回", code="tip_already_decided")
+    db.session.refresh(tip)
+    return tip
+
+
+def count_unattached_photos(resident_id: int) -> int:
+    return db.session.scalar(select(func.count(Photo.id)).where(Photo.resident_id == resident_id,
+                                                                 Photo.tip_id.is_(None)))

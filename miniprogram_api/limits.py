@@ -1,0 +1,71 @@
+"""Rate limits of the residents' API: per resident and per IP (Flask-Limiter on Redis), and the
+daily tip limit per resident (counted in the database, where the tips are).
+
+Limits are configuration (MP_RATELIMIT_* below, overridable through create_app); a limited
+request answers 429 `rate_limited` with Retry-After (app.errors renders it).
+"""
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+
+from flask import current_app
+from flask_limiter.util import get_remote_address
+from sqlalchemy import func, select
+
+from app.errors import RateLimited
+from app.extensions import db, limiter
+from app.models.tip import Tip
+
+SHANGHAI = timezone(timedelta(hours=8))
+
+DEFAULTS = {
+    # Per IP: generous, because carrier NAT puts many phones behind one address.
+    "MP_RATELIMIT_IP": "600/minute",
+    "MP_RATELIMIT_LOGIN_IP": "60/minute",
+    # Per resident, on top of the IP limit.
+    "MP_RATELIMIT_RESIDENT": "120/minute",
+    "MP_RATELIMIT_PHOTOS": "30/minute;300/day",
+    "MP_RATELIMIT_TIPS": "10/minute",
+}
+
+
+def init_app(app) -> None:
+    for name, value in DEFAULTS.items():
+        app.config.setdefault(name, value)
+
+
+def resident_key() -> str:
+    """The caller's resident id when the token is good; otherwise the IP (the request then gets 401)."""
+    from miniprogram_api.auth import load_resident_id
+
+    resident_id = load_resident_id()
+    return f"resident:{resident_id}" if resident_id is not None else f"anon:{get_remote_address()}"
+
+
+def _setting(name):
+    return lambda: current_app.config[name]
+
+
+def per_ip(name: str = "MP_RATELIMIT_IP"):
+    return limiter.limit(_setting(name), key_func=get_remote_address, scope=f"mp-ip-{name}")
+
+
+def per_resident(name: str = "MP_RATELIMIT_RESIDENT"):
+    return limiter.limit(_setting(name), key_func=resident_key, scope=f"mp-resident-{name}")
+
+
+def shanghai_day_start(now: datetime) -> datetime:
+    local = now.astimezone(SHANGHAI)
+    return datetime.combine(local.date(), time(0), SHANGHAI)
+
+
+def check_daily_tip_limit(resident_id: int, now: datetime) -> None:
+    """Refuse the tip when the resident already sent the day's allowance (Asia/Shanghai day)."""
+    allowance = int(current_app.config["TIPS_PER_RESIDENT_PER_DAY"])
+    day_start = shanghai_day_start(now)
+    sent = db.session.scalar(select(func.count(Tip.id)).where(
+        Tip.resident_id == resident_id, Tip.created_at >= day_start.astimezone(timezone.utc)))
+    if sent >= allowance:
+        retry_after = int((day_start + timedelta(days=1) - now).total_seconds()) + 1
+        raise RateLimited(f"每人每天最多提交 {allowance} 条报料，请明天再来", code="daily_tip_limit",
+                          headers={"Retry-After": str(max(1, retry_after))})
