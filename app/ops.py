@@ -134,7 +134,7 @@ def count_outbox_backlog() -> dict[str, int]:
     from app.outbox import backlog
 
     counts = backlog()
-    return {status: counts.get(status, 0) for status in ("pending", "dead", *sorted(counts))}
+    return {status: counts.get(status, 0) for status in ("pending", "dispatched", "dead", *sorted(counts))}
 
 
 def count_oldest_outbox_age() -> float:
@@ -145,7 +145,8 @@ def count_oldest_outbox_age() -> float:
     from app.models.base import utcnow
     from app.models.outbox import OutboxMessage
 
-    oldest = db.session.scalar(select(func.min(OutboxMessage.created_at)).where(OutboxMessage.status == "pending"))
+    oldest = db.session.scalar(select(func.min(OutboxMessage.created_at))
+                               .where(OutboxMessage.status.in_(("pending", "dispatched"))))
     if oldest is None:
         return 0.0
     if oldest.tzinfo is None:
@@ -166,5 +167,50 @@ register_indicator(Indicator("outbox_oldest_pending_seconds", "发件箱最久�
                              "Age of the oldest pending outbox message", count_oldest_outbox_age, alert_above=120))
 
 
+# --- the operator page -------------------------------------------------------------------------
+
+def list_failed_jobs(limit: int = 20) -> list[dict]:
+    """The latest failed RQ jobs of every queue: what, when, and the last line of the error."""
+    from rq.job import Job
+
+    from app.extensions import redis
+    from app.queue import QUEUES, get_queue
+
+    found = []
+    for name in QUEUES:
+        registry = get_queue(name).failed_job_registry
+        for job in Job.fetch_many(registry.get_job_ids(0, limit - 1), connection=redis.conn):
+            if job is None:
+                continue
+            error = (job.exc_info or "").strip().splitlines()
+            found.append({"queue": name, "id": job.id, "func": job.func_name, "ended_at": job.ended_at,
+                          "error": error[-1][:300] if error else ""})
+    found.sort(key=lambda j: j["ended_at"] or 0, reverse=True)
+    return found[:limit]
+
+
+def list_dead_messages(limit: int = 20) -> list:
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models.outbox import OutboxMessage
+
+    return db.session.scalars(select(OutboxMessage).where(OutboxMessage.status == "dead")
+                              .order_by(OutboxMessage.id.desc()).limit(limit)).all()
+
+
+def operator_page():
+    from flask import render_template
+
+    return render_template("console/ops.html", readings=read_indicators(), failed_jobs=list_failed_jobs(),
+                           dead_messages=list_dead_messages())
+
+
 def init_app(app):
+    from app import console
+
     app.register_blueprint(bp)
+    console.init_app(app)
+    page = console.console_required("admin", "supervisor")(operator_page)
+    app.add_url_rule("/console/ops", "ops_page", page)
+    console.register_console_page("ops_page", "运行监控", ("admin", "supervisor"), order=900)

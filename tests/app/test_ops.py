@@ -67,3 +67,37 @@ def test_metrics_token_is_required_when_configured(make_app, db):
     assert refused.get_json()["error"]["code"] == "metrics_token_required"
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}).status_code == 200
+
+
+def _console_login(client, username):
+    from app.accounts import create_staff
+    from app.extensions import db
+
+    roles = {"ops-admin": ["admin"], "ops-boss": ["supervisor"], "ops-mod": ["moderator"]}[username]
+    create_staff(username, "correct-horse-9", roles)
+    db.session.commit()
+    response = client.post("/console/login", data={"username": username, "password": "correct-horse-9"})
+    assert response.status_code == 302
+
+
+def test_operator_page_shows_the_readings_failed_jobs_and_dead_messages(client, db, run_jobs):
+    from app.models.outbox import OutboxMessage
+
+    enqueue("webhooks", "tests.app.jobs.fail_times", "ops-page", 5)
+    run_jobs(["webhooks"])
+    db.session.add(OutboxMessage(topic="test.ops", payload={}, status="dead", attempts=25, last_error="连接被拒绝"))
+    db.session.commit()
+    _console_login(client, "ops-boss")
+    page = client.get("/console/ops")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    for label in ("队列积压", "失败任务", "发件箱积压", "运行监控"):
+        assert label in html
+    assert "tests.app.jobs.fail_times" in html and "planned failure" in html
+    assert "连接被拒绝" in html
+
+
+def test_operator_page_is_for_admins_and_supervisors_only(client, db):
+    assert client.get("/console/ops").status_code == 302  # to the login page
+    _console_login(client, "ops-mod")
+    assert client.get("/console/ops").status_code == 403
