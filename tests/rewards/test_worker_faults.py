@@ -1,0 +1,87 @@
+"""A real forking RQ worker (`flask worker --role rq`) killed with SIGKILL at each step of a payout,
+then the outbox relay redelivering: zero packets paid twice, zero fen unaccounted."""
+import subprocess
+import sys
+import time
+
+import pytest
+
+from app.outbox import relay_due
+from rewards.models import Payout
+from tests.conftest import ROOT
+from tests.rewards.helpers import (approve, assert_books_hold, assert_sandbox_matches_ledger, fund, make_resident,
+                                   make_tip)
+
+
+def _worker(env, extra=None):
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--role", "rq", "--queues",
+                           "payouts", "--burst"], cwd=ROOT, env={**env, **(extra or {})}, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture
+def worker_env(subprocess_env, wechat_sandbox):
+    return {**subprocess_env, "WECHAT_API_BASE": wechat_sandbox.url + "/",
+            "WECHAT_PAY_API_BASE": wechat_sandbox.url + "/", "WECHAT_TIMEOUT": "1", "WECHAT_PAY_TIMEOUT": "1",
+            "OUTBOX_LEASE_SECONDS": "1"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crash_at, paid_at_crash, status_at_crash", [
+    ("before_call", 0, "sending"),
+    ("after_call", 1, "sending"),       # WeChat accepted, our commit never happened
+    ("after_commit", 1, "sent"),        # committed, but the outbox row was never marked done
+])
+def test_worker_killed_mid_payout(make_app, sandbox_config, wechat_sandbox, db, reference_data, worker_env,
+                                  tmp_path, crash_at, paid_at_crash, status_at_crash):
+    app = make_app(**sandbox_config, OUTBOX_LEASE_SECONDS=1)
+    flag = tmp_path / "crashed"
+    with app.app_context():
+        fund()
+        pid = approve(make_tip(make_resident()))["id"]
+
+        _worker(worker_env, {"RENRENPAI_CRASH_AT": crash_at, "RENRENPAI_CRASH_FLAG": str(flag)})
+        assert flag.exists(), "the worker's job process should have been killed"
+        db.session.rollback()
+        assert db.session.get(Payout, pid).status == status_at_crash
+        assert len(wechat_sandbox.redpacks()) == paid_at_crash
+        assert_books_hold()
+
+        time.sleep(1.2)
+        assert relay_due() == 1           # the outbox row is due again: redispatched
+        _worker(worker_env, {"RENRENPAI_CRASH_AT": crash_at, "RENRENPAI_CRASH_FLAG": str(flag)})
+        db.session.rollback()
+        payout = db.session.get(Payout, pid)
+        assert payout.status == "sent" and payout.package
+        assert [p["mch_billno"] for p in wechat_sandbox.redpacks()] == [payout.mch_billno]
+        assert_books_hold()
+        assert_sandbox_matches_ledger(wechat_sandbox)
+
+        time.sleep(1.2)
+        assert relay_due() == 0           # done: nothing left to redeliver
+
+
+@pytest.mark.slow
+def test_two_forking_workers_drain_duplicates_without_paying_twice(make_app, sandbox_config, wechat_sandbox, db,
+                                                                   reference_data, worker_env):
+    """Every job enqueued twice (fast path + a forced relay), two workers at once: one packet each."""
+    from app.extensions import redis
+    from app.queue import enqueue
+
+    app = make_app(**sandbox_config, OUTBOX_LEASE_SECONDS=1)
+    with app.app_context():
+        fund()
+        pids = [approve(make_tip(make_resident()))["id"] for _ in range(6)]
+        for pid in pids:  # the same payout job delivered again under another job id
+            enqueue("payouts", "rewards.jobs.send_payout", pid, job_id=f"dup-{pid}")
+        procs = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--role", "rq",
+                                   "--queues", "payouts", "--burst"], cwd=ROOT, env=worker_env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+        for proc in procs:
+            proc.wait(120)
+        db.session.rollback()
+        assert {db.session.get(Payout, p).status for p in pids} == {"sent"}
+        assert len(wechat_sandbox.redpacks()) == 6
+        assert_books_hold()
+        assert_sandbox_matches_ledger(wechat_sandbox)
+        assert redis.conn.llen("rq:queue:payouts") == 0
