@@ -36,6 +36,7 @@ REQUIRED_IN_PRODUCTION = (
     "WECHAT_SECRET",
     "WECHAT_MCH_ID",
     "WECHAT_PAY_KEY",
+    "WECHAT_PUSH_TOKEN",  # verifies WeChat's message push (media-check results)
 )
 
 
@@ -76,6 +77,10 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
             raise ConfigError(
                 "production start refused: missing environment variables " + ", ".join(missing)
             )
+
+    aes_key = overrides.get("WECHAT_PUSH_AES_KEY", env.get("WECHAT_PUSH_AES_KEY"))
+    if aes_key and len(aes_key) != 43:  # safe mode would refuse every push; say so at start
+        raise ConfigError("WECHAT_PUSH_AES_KEY must be the 43-character EncodingAESKey (or empty for plaintext mode)")
 
     wechat_defaults = {} if production else SANDBOX_WECHAT
     cfg = {
