@@ -27,13 +27,14 @@ def _flip(value: int, bits: int, rng: random.Random) -> int:
 
 def test_probe_keys_cover_every_hash_within_the_distance():
     rng = random.Random(7)
-    for distance in (0, 3, 8, 9):
+    for distance in (0, 1, 3, 8, 9, 12):
         query = to_signed64(rng.getrandbits(64))
         probes = set(dedup.probe_keys(query, distance))
         for _ in range(300):
             other = _flip(query, rng.randint(0, distance), rng)
             assert probes & set(dedup.band_keys(other)), (distance, hex(other))
-    assert len(dedup.probe_keys(0, 8)) == 254 + 232 + 232
+    assert dedup.band_radii(8) == (2, 1, 1, 1)
+    assert len(dedup.probe_keys(0, 8)) == (1 + 17 + 136) + 18 + 16 + 16
 
 
 def test_negative_distance_is_refused():
@@ -56,7 +57,7 @@ def test_lookup_matches_a_brute_force_scan(db):
         dedup.index_photo_hash(photo.id, photo.phash)  # idempotent
     _db.session.commit()
     queries = centres[:15] + [_flip(c, 4, rng) for c in centres[15:30]] + [-(2 ** 63), -1]
-    for distance in (0, 4, 8):
+    for distance in (0, 4, 8, 10):
         for query in queries:
             expected = sorted((p.id, hamming(query, p.phash)) for p in photos if hamming(query, p.phash) <= distance)
             got = sorted(dedup.find_near_hashes(query, distance))
