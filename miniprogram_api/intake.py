@@ -150,9 +150,9 @@ def claim_photos(tip_id: int, resident_id: int, photo_ids: list[int]) -> None:
 
 def withdraw_tip(resident_id: int, tip_id: int) -> Tip:
     """Withdraw an own tip that no moderator has decided yet; 404 for others' tips, 409 after a decision."""
-    tip = db.session.scalar(select(Tip).where(Tip.id == tip_id, Tip.resident_id == resident_id))
-    if tip is None:
-        raise NotFound("找不到该报料", code="tip_not_found")
+    from miniprogram_api.queries import get_own_tip
+
+    tip = get_own_tip(resident_id, tip_id)
     if tip.status == "withdrawn":
         return tip  # a retried withdraw is not an error
     if not change_tip_status(tip.id, OPEN_TIP_STATUSES, "withdrawn", "您已撤回该报料",

@@ -8,6 +8,7 @@ are not hidden.
 from __future__ import annotations
 
 import importlib.util
+import re
 
 from sqlalchemy import select
 
@@ -39,7 +40,7 @@ def parse_id_cursor(cursor: str | None) -> int | None:
     """Cursors are the last id seen, as a decimal string; anything else is a 400."""
     if cursor in (None, ""):
         return None
-    if not cursor.isdigit() or len(cursor) > 12:
+    if not re.fullmatch(r"[0-9]{1,12}", cursor):
         raise BadRequest("分页参数无效", code="invalid_cursor", fields={"cursor": ["无效的分页参数"]})
     return int(cursor)
 
@@ -91,8 +92,13 @@ def list_tips(resident_id: int, status: str | None = None, cursor: str | None = 
     return items, (str(page[-1].id) if len(tips) > limit else None)
 
 
+MAX_ID = 2 ** 31 - 1
+
+
 def get_own_tip(resident_id: int, tip_id: int) -> Tip:
-    tip = db.session.scalar(select(Tip).where(Tip.id == tip_id, Tip.resident_id == resident_id))
+    tip = None
+    if 0 < tip_id <= MAX_ID:  # a path id beyond the column's range is simply not found
+        tip = db.session.scalar(select(Tip).where(Tip.id == tip_id, Tip.resident_id == resident_id))
     if tip is None:
         raise NotFound("找不到该报料", code="tip_not_found")
     return tip
@@ -141,6 +147,7 @@ def list_rewards(resident_id: int, cursor: str | None = None, limit: int = 20) -
         return [], None
     from rewards.queries import list_rewards_for_resident
 
+    parse_id_cursor(cursor)  # the same id cursors as tips; refuse junk before it reaches the query
     items, next_cursor = list_rewards_for_resident(resident_id, cursor=cursor or None, limit=limit)
     return list(items), (str(next_cursor) if next_cursor is not None else None)
 
