@@ -58,3 +58,31 @@ def make_tip(resident: Resident, photos: list[Photo], *, category="lpg_illegal",
         publish_message("tip.intake", {"tip_id": tip.id}, dedup_key=f"tip.intake:{tip.id}")
     db.session.refresh(tip)
     return tip
+
+
+def point_in_grid(code: str | None = None) -> tuple[float, float]:
+    """(lat, lng) inside a demo grid (WGS-84)."""
+    import json
+
+    from shapely.geometry import shape
+    from sqlalchemy import select
+
+    from app.geo.models import Grid
+
+    query = select(Grid).order_by(Grid.code).limit(1) if code is None else select(Grid).where(Grid.code == code)
+    grid = db.session.scalar(query)
+    point = shape(json.loads(grid.geometry)).representative_point()
+    return (round(point.y, 6), round(point.x, 6))
+
+
+def make_staff(username: str, roles, password: str = "correct-horse-1"):
+    from app.accounts import create_staff
+
+    user = create_staff(username, password, list(roles))
+    db.session.commit()
+    return user
+
+
+def staff_headers(client, username: str, password: str = "correct-horse-1") -> dict:
+    token = client.post("/api/staff/v1/auth/login", json={"username": username, "password": password}).json["token"]
+    return {"Authorization": f"Bearer {token}"}

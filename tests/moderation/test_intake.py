@@ -1,0 +1,192 @@
+"""The intake job against the real WeChat sandbox: each automatic outcome, the resident's timeline,
+duplicate delivery, a crash between the two compare-and-sets, a withdrawal during the checks."""
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from app.extensions import db
+from app.models.base import utcnow
+from app.models.tip import Tip, TipEvent
+from moderation import intake
+from moderation.models import PhotoHashBand, ReviewDecision, TipMediaCheck
+from tests.moderation.factories import make_photo, make_resident, make_tip, point_in_grid
+
+
+def _tip(resident, jpegs, **kw):
+    photos = [make_photo(resident, data) for data in jpegs]
+    tip = make_tip(resident, photos, at=kw.pop("at", None) or point_in_grid(), **kw)
+    db.session.commit()
+    return tip
+
+
+def _reload(tip_id):
+    db.session.expire_all()
+    return db.session.get(Tip, tip_id)
+
+
+def _timeline(tip_id, internal=False):
+    return [(e.status, e.note) for e in db.session.scalars(
+        select(TipEvent).where(TipEvent.tip_id == tip_id, TipEvent.internal.is_(internal)).order_by(TipEvent.id))]
+
+
+def test_clean_tip_goes_to_review_with_grid_priority_and_timeline(intake_app, scene_jpegs, wechat_sandbox):
+    tip = _tip(make_resident(), scene_jpegs[:2])
+    assert intake.process_tip(tip.id) == "pending_review"
+    tip = _reload(tip.id)
+    assert tip.status == "pending_review" and not tip.flagged
+    assert tip.grid_code and tip.town_code and tip.signals["grid"]["grid_code"] == tip.grid_code
+    from app.hazards.catalogue import get_category
+
+    assert tip.priority == get_category("lpg_illegal").severity_weight > 0
+    assert tip.signals["content"]["text"]["suggest"] == "pass"
+    assert [m["state"] for m in tip.signals["content"]["media"]] == ["pending", "pending"]
+    assert db.session.scalar(select(func.count()).select_from(TipMediaCheck).where(TipMediaCheck.tip_id == tip.id)) == 2
+    assert db.session.scalar(select(func.count()).select_from(PhotoHashBand)) == 2 * 4
+    statuses = [s for s, _ in _timeline(tip.id)]
+    assert statuses[0] == "received" or statuses[0] == "checking"
+    notes = [n for _, n in _timeline(tip.id)]
+    assert intake.NOTE_CHECKING in notes and intake.NOTE_PHOTOS in notes and intake.NOTE_PENDING in notes
+    assert tip.candidates == []
+
+
+def test_own_resend_resaved_and_halved_is_a_duplicate_automatically(intake_app, scene_jpegs, resaved_half,
+                                                                     wechat_sandbox):
+    resident = make_resident()
+    first = _tip(resident, scene_jpegs[:1])
+    assert intake.process_tip(first.id) == "pending_review"
+    second = _tip(resident, [resaved_half])
+    assert intake.process_tip(second.id) == "duplicate"
+    second = _reload(second.id)
+    assert second.status == "duplicate" and second.duplicate_of_tip_id == first.id
+    assert any("重复" in (n or "") and str(first.id) in n for _, n in _timeline(second.id))
+    assert second.candidates[0]["tip_id"] == first.id and second.candidates[0]["match"] == "near"
+    assert db.session.scalar(select(ReviewDecision.action).where(ReviewDecision.tip_id == second.id)) == "auto_duplicate"
+    # the resend was not sent to WeChat's content checks
+    assert second.signals["content"]["text"]["suggest"] == "skipped"
+
+
+def test_twenty_different_photos_are_not_duplicates(intake_app, scene_jpegs, wechat_sandbox):
+    resident = make_resident()
+    first = _tip(resident, scene_jpegs[:1])
+    intake.process_tip(first.id)
+    for data in scene_jpegs[1:21]:
+        other = _tip(resident, [data], at=(first.lat + 0.05, first.lng))  # far away: no "nearby" either
+        assert intake.process_tip(other.id) == "pending_review"
+        assert [c for c in _reload(other.id).candidates if c["kind"] == "photo"] == []
+
+
+def test_same_photo_from_another_reporter_is_flagged_not_decided(intake_app, scene_jpegs, wechat_sandbox):
+    first = _tip(make_resident(), scene_jpegs[:1])
+    intake.process_tip(first.id)
+    second = _tip(make_resident(), scene_jpegs[:1])  # the identical file
+    assert intake.process_tip(second.id) == "pending_review"
+    second = _reload(second.id)
+    codes = {f["code"] for f in second.signals["flags"]}
+    assert "stolen_photo" in codes
+    photo_candidates = [c for c in second.candidates if c["kind"] == "photo"]
+    assert photo_candidates[0]["match"] == "exact" and photo_candidates[0]["distance"] == 0
+    assert photo_candidates[0]["same_reporter"] is False
+    # and the earlier tip of the same category nearby is a "nearby" candidate too
+    assert any(c["kind"] == "nearby" and c["tip_id"] == first.id for c in second.candidates)
+
+
+def test_risky_text_is_rejected_with_the_reason(intake_app, scene_jpegs, wechat_sandbox):
+    tip = _tip(make_resident(), scene_jpegs[:1], description="这里有【违规】内容")
+    assert intake.process_tip(tip.id) == "rejected"
+    tip = _reload(tip.id)
+    assert tip.status == "rejected" and tip.decision_reason == "content_risky"
+    assert _timeline(tip.id)[-1] == ("rejected", intake.NOTE_REJECTED_RISKY)
+
+
+def test_review_text_is_flagged(intake_app, scene_jpegs, wechat_sandbox):
+    tip = _tip(make_resident(), scene_jpegs[:1], description="请看【待审】")
+    assert intake.process_tip(tip.id) == "pending_review"
+    tip = _reload(tip.id)
+    assert tip.flagged and "text_review" in {f["code"] for f in tip.signals["flags"]}
+
+
+def test_wechat_down_does_not_block_the_tip(intake_app, scene_jpegs, wechat_sandbox):
+    wechat_sandbox.fault("msg_sec_check", "http_500", count=5)
+    wechat_sandbox.fault("media_check_async", "http_500", count=5)
+    tip = _tip(make_resident(), scene_jpegs[:1])
+    assert intake.process_tip(tip.id) == "pending_review"
+    tip = _reload(tip.id)
+    assert tip.flagged
+    assert tip.signals["content"]["text"]["suggest"] == "unavailable"
+    assert "content_check_unavailable" in {f["code"] for f in tip.signals["flags"]}
+
+
+def test_running_twice_changes_nothing_the_second_time(intake_app, scene_jpegs, wechat_sandbox):
+    tip = _tip(make_resident(), scene_jpegs[:1])
+    assert intake.process_tip(tip.id) == "pending_review"
+    events = _timeline(tip.id)
+    assert intake.process_tip(tip.id) == "skipped"
+    assert _timeline(tip.id) == events
+
+
+def test_a_run_in_progress_makes_a_second_delivery_retry_later(intake_app, scene_jpegs, wechat_sandbox):
+    tip = _tip(make_resident(), scene_jpegs[:1])
+    db.session.execute(update(Tip).where(Tip.id == tip.id).values(status="checking", status_changed_at=utcnow()))
+    db.session.commit()
+    with pytest.raises(intake.IntakeBusy):
+        intake.process_tip(tip.id)
+
+
+def test_a_crashed_run_is_taken_over_once_stale(intake_app, scene_jpegs, wechat_sandbox):
+    tip = _tip(make_resident(), scene_jpegs[:1])
+    long_ago = utcnow() - timedelta(seconds=intake_app.config["INTAKE_STALE_SECONDS"] + 5)
+    db.session.execute(update(Tip).where(Tip.id == tip.id).values(status="checking", status_changed_at=long_ago))
+    db.session.commit()
+    assert intake.process_tip(tip.id) == "pending_review"
+    assert any("interrupted" in (n or "") for _, n in _timeline(tip.id, internal=True))
+
+
+def test_withdrawn_during_the_checks_stays_withdrawn(intake_app, scene_jpegs, wechat_sandbox, monkeypatch):
+    from app.tips import change_tip_status
+    from moderation import checks
+
+    tip = _tip(make_resident(), scene_jpegs[:1])
+    real = checks.check_text
+
+    def withdraw_meanwhile(t, openid):
+        result = real(t, openid)
+        change_tip_status(t.id, ["checking"], "withdrawn", "报料人已撤回")
+        db.session.commit()
+        return result
+
+    monkeypatch.setattr(checks, "check_text", withdraw_meanwhile)
+    assert intake.process_tip(tip.id) == "superseded"
+    tip = _reload(tip.id)
+    assert tip.status == "withdrawn" and tip.signals == {}
+
+
+def test_the_outbox_delivers_the_intake(intake_app, scene_jpegs, wechat_sandbox):
+    from app.models.outbox import OutboxMessage
+    from app.queue import run_burst
+
+    tip = _tip(make_resident(), scene_jpegs[:1])
+    run_burst(intake_app, ["intake"])
+    assert _reload(tip.id).status == "pending_review"
+    assert db.session.scalar(select(OutboxMessage.status).where(OutboxMessage.topic == "tip.intake")) == "done"
+
+
+def test_media_verdicts_are_applied_once(intake_app, scene_jpegs, wechat_sandbox):
+    from app.models.wechat import WeChatMediaCheck
+
+    risky = _tip(make_resident(), scene_jpegs[:1])
+    review = _tip(make_resident(), scene_jpegs[1:2], at=(risky.lat + 0.05, risky.lng))
+    intake.process_tip(risky.id)
+    intake.process_tip(review.id)
+    for tip_id, suggest in ((risky.id, "risky"), (review.id, "review")):
+        trace = db.session.scalar(select(TipMediaCheck.trace_id).where(TipMediaCheck.tip_id == tip_id))
+        db.session.execute(update(WeChatMediaCheck).where(WeChatMediaCheck.trace_id == trace)
+                           .values(status="done", suggest=suggest, completed_at=utcnow()))
+    db.session.commit()
+    assert intake.sweep_media_results() == 2
+    assert intake.sweep_media_results() == 0
+    risky, review = _reload(risky.id), _reload(review.id)
+    assert risky.status == "rejected" and risky.decision_reason == "content_risky"
+    assert _timeline(risky.id)[-1] == ("rejected", intake.NOTE_REJECTED_MEDIA)
+    assert review.status == "pending_review" and review.flagged
+    assert "media_review" in {f["code"] for f in review.signals["flags"]}
