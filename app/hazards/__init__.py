@@ -41,8 +41,6 @@ def _register_blueprints(app):
     api.register_blueprint(staff_bp)
     api.register_blueprint(dept_bp)
     app.register_blueprint(open311_bp)
-    try:
-        from app.hazards.console import bp as console_bp
-    except ImportError:  # the console pages come after the shell
-        return
-    app.register_blueprint(console_bp)
+    from app.hazards.console import init_console
+
+    init_console(app)

@@ -126,11 +126,12 @@ def check_department_photos(photo_ids: list[int], department_code: str) -> list[
     return photo_ids
 
 
-def store_department_photo(department_code: str) -> Photo:
+def store_department_photo(department_code: str, upload_file=None) -> Photo:
+    """Verify, strip and store one uploaded photo as the department's (not a resident's, not a tip's)."""
     from app.media.photos import delete_photo_files, store_photo
     from app.media.processing import inspect_upload, process_photo
 
-    upload_file = request.files.get("file")
+    upload_file = upload_file if upload_file is not None else request.files.get("file")
     if upload_file is None:
         raise BadRequest("请上传图片（字段 file）", code="file_missing", fields={"file": ["必填"]})
     with inspect_upload(upload_file.stream) as upload:

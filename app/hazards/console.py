@@ -1,0 +1,124 @@
+"""Console pages for tickets (/console/hazards): departments work their own tickets (accept, handle,
+resolve with a note and photos, return); supervisors re-route returned tickets, verify, reopen,
+close, and watch the overdue list. Thin views over the same functions as the APIs."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from app.console import console_required, console_user, register_console_page
+from app.errors import AppError, BadRequest
+from app.extensions import db
+from app.hazards.catalogue import list_departments
+from app.hazards.lifecycle import STATUS_LABELS, Actor, status_label, transition_hazard
+from app.hazards.models import HAZARD_STATUSES
+from app.hazards.queries import department_ticket, get_hazard, list_hazards, list_overdue, staff_ticket
+
+bp = Blueprint("hazards_console", __name__, url_prefix="/console/hazards")
+WORKERS = ("department", "supervisor")
+
+# The buttons a page offers for a move: label, and whether it asks for a note / a department / photos.
+MOVE_FORMS = {
+    "accepted": ("受理", False),
+    "handling": ("开始处置", False),
+    "resolved": ("办结", True),
+    "returned": ("退回（非本部门职责）", True),
+    "dispatched": ("分拨 / 改派", False),
+    "verified": ("核查通过", False),
+    "reopened": ("核查不通过，重新处置", True),
+    "closed": ("结案", False),
+}
+
+
+def _scope(user) -> str | None:
+    """Supervisors see every department; department staff only their own."""
+    if user.has_role("supervisor"):
+        return None
+    return user.department_code or "-"
+
+
+@bp.get("/")
+@console_required(*WORKERS)
+def index():
+    user = console_user()
+    status = request.args.get("status") or "open"
+    department = _scope(user) or (request.args.get("department") or None)
+    rows, next_cursor = list_hazards(department=department, status=status, grid=request.args.get("grid") or None,
+                                     cursor=request.args.get("cursor") or None, limit=50)
+    return render_template("console/hazards/list.html", title="工单", rows=rows, next_cursor=next_cursor,
+                           status=status, statuses=HAZARD_STATUSES, labels=STATUS_LABELS,
+                           departments=list_departments() if _scope(user) is None else [],
+                           department=department, status_label=status_label)
+
+
+@bp.get("/returned")
+@console_required("supervisor")
+def returned():
+    rows, _ = list_hazards(status="returned", limit=100)
+    return render_template("console/hazards/list.html", title="退回待改派", rows=rows, next_cursor=None,
+                           status="returned", statuses=(), labels=STATUS_LABELS, departments=[],
+                           department=None, status_label=status_label)
+
+
+@bp.get("/overdue")
+@console_required("supervisor")
+def overdue():
+    return render_template("console/hazards/list.html", title="超时督办", rows=list_overdue(), next_cursor=None,
+                           status="overdue", statuses=(), labels=STATUS_LABELS, departments=[],
+                           department=None, status_label=status_label)
+
+
+@bp.get("/<int:hazard_id>")
+@console_required(*WORKERS)
+def detail(hazard_id):
+    user = console_user()
+    hazard = get_hazard(hazard_id, _scope(user))
+    view = staff_ticket(hazard) if _scope(user) is None else department_ticket(hazard)
+    moves = [m for m in view["allowed"] if _may_offer(user, hazard.status, m)]
+    return render_template("console/hazards/detail.html", ticket=view, moves=moves, forms=MOVE_FORMS,
+                           departments=list_departments(), status_label=status_label)
+
+
+@bp.post("/<int:hazard_id>/move")
+@console_required(*WORKERS)
+def move(hazard_id):
+    from app.hazards.dept_api import store_department_photo
+
+    user = console_user()
+    to_status = request.form.get("to", "")
+    try:
+        get_hazard(hazard_id, _scope(user))  # another department's ticket: 404 before anything is stored
+        photo_ids = []
+        for upload in request.files.getlist("photos"):
+            if upload and upload.filename:
+                if not user.department_code:
+                    raise BadRequest("只有部门人员可以上传处置照片", code="photos_not_allowed")
+                photo_ids.append(store_department_photo(user.department_code, upload).id)
+        transition_hazard(hazard_id, to_status, Actor.for_staff(user), request.form.get("note"),
+                          department_code=request.form.get("department") or None, photo_ids=photo_ids)
+        db.session.commit()
+    except AppError as exc:
+        db.session.rollback()
+        if exc.status == 404:
+            raise
+        flash(exc.message, "error")
+        return redirect(url_for(".detail", hazard_id=hazard_id))
+    flash(f"工单 #{hazard_id} 已变为「{status_label(to_status)}」", "ok")
+    return redirect(url_for(".detail", hazard_id=hazard_id))
+
+
+def _may_offer(user, status, to) -> bool:
+    from app.hazards.lifecycle import DEPARTMENT, TRANSITIONS
+
+    if user.has_role("supervisor"):
+        return True
+    return TRANSITIONS.get((status, to)) == DEPARTMENT and bool(user.department_code)
+
+
+def init_console(app):
+    from app import console
+
+    console.init_app(app)  # idempotent: moderation owns the shell; this makes the pages work without it
+    app.register_blueprint(bp)
+    register_console_page("hazards_console.index", "工单", WORKERS, order=200)
+    register_console_page("hazards_console.returned", "退回待改派", ("supervisor",), order=210)
+    register_console_page("hazards_console.overdue", "超时督办", ("supervisor",), order=220)
