@@ -160,6 +160,11 @@ CONFIG_ERROR_CODES = {"SIGN_ERROR", "CA_ERROR", "ILLEGAL_APPID", "MSGAPPID_ERROR
                       "API_METHOD_CLOSED", "XML_ERROR", "MCHID_ERROR", "INVALID_BILLNO"}
 # FATAL_ERROR (same billno, other parameters) stays UNKNOWN: the original may have been paid.
 
+# Subscribe-message errors that will not change on a retry: the message is dropped (False).
+# 43101 the resident has no acceptance left; 40003 bad openid; 40037 bad template; 41030 bad page;
+# 43104 openid of another app; 47001/47003 malformed data.
+SUBSCRIBE_REFUSALS = {40003, 40037, 41030, 43101, 43104, 47001, 47003}
+
 CONTENT_LABELS = {100: "normal", 10001: "ad", 20001: "politics", 20002: "porn", 20003: "abuse",
                   20006: "illegal", 20008: "fraud", 20012: "vulgar", 20013: "copyright", 21000: "other"}
 SCENE_PROFILE, SCENE_COMMENT, SCENE_FORUM, SCENE_SOCIAL_LOG = 1, 2, 3, 4
@@ -473,6 +478,9 @@ class WeChatGateway:
                 raise WeChatUnavailable() from exc
             if errcode in (45009, 45011):  # WeChat's call quota: later the same message goes through
                 raise WeChatUnavailable(code="wechat_quota_exceeded") from exc
+            if errcode not in SUBSCRIBE_REFUSALS:  # undocumented: retry rather than drop the message
+                log.warning("subscribe message failed: errcode=%s", errcode)
+                raise WeChatUnavailable() from exc
             level = logging.INFO if errcode == 43101 else logging.WARNING
             log.log(level, "subscribe message refused: errcode=%s openid=%s template=%s", errcode,
                     mask_openid(openid), template_id)
@@ -515,6 +523,8 @@ class WeChatGateway:
                 return _unknown("MISMATCH", "reply does not match the request", raw, billno)
             if need_package and not raw.get("package"):
                 return _unknown("MISSING_FIELD", "SUCCESS without package", raw, billno)
+            if not raw.get("send_listid"):  # WeChat's own id of the packet: every real SUCCESS has one
+                return _unknown("MISSING_FIELD", "SUCCESS without send_listid", raw, billno)
             result.package = raw.get("package")
             result.detail_id = raw.get("send_listid")
             result.amount_fen = data["total_amount"]

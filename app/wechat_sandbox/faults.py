@@ -7,8 +7,11 @@ from flask import current_app
 
 from app.wechat_sandbox.wire import html_page, json_error, pay_fail
 
+# The first seven are API.md's; bad_sign (pay: reply signed with another key), missing_field (the call
+# is processed but the reply lacks its business fields) and unknown_code (a code nobody documented) are extra.
 MODES = ("SYSTEMERROR", "timeout", "accept_then_timeout", "http_500", "not_xml", "NOTENOUGH", "FREQ_LIMIT",
-         "bad_sign")
+         "bad_sign", "missing_field", "unknown_code")
+UNKNOWN_PAY_CODE, UNKNOWN_ERRCODE = "NEW_RISK_CONTROL", 89999
 APIS = ("token", "jscode2session", "msg_sec_check", "media_check_async", "subscribe_send",
         "sendminiprogramhb", "sendredpack", "gethbinfo", "downloadfundflow")
 PAY_APIS = ("sendminiprogramhb", "sendredpack", "gethbinfo", "downloadfundflow")
@@ -37,8 +40,12 @@ def stall() -> None:
 
 def fault_response(mode: str | None, kind: str, api: str):
     """The reply for a fault that fails before any processing, or None to go on."""
-    if mode in (None, "accept_then_timeout", "bad_sign"):
+    if mode in (None, "accept_then_timeout", "bad_sign", "missing_field"):
         return None
+    if mode == "unknown_code":
+        if kind == "xml":
+            return pay_fail(UNKNOWN_PAY_CODE, "风控拦截，请联系微信支付")
+        return json_error(UNKNOWN_ERRCODE, "unknown error")
     if mode == "timeout":
         stall()
     if mode == "http_500":
