@@ -136,6 +136,10 @@ def apply_hb_info(payout_id: int, info: PayResult) -> str:
         mark_sent(payout_id, at=info.send_time or utcnow(), detail_id=info.detail_id)
         if payout.package is None:
             _fetch_package(payout_id)
+    elif status in ("SENDING", "SENT", "RFUND_ING") and payout.status == "manual_review":
+        # in flight after all (a person asked again): back under the sweeper's watch, no money moves
+        if transition(payout_id, ("manual_review",), "sent", reason=None, next_check_at=utcnow() + SENT_CHECKS[0]):
+            db.session.commit()
     if status == "RECEIVED":
         return mark_claimed(payout_id, at=info.rcv_time or utcnow())
     if status == "REFUND":

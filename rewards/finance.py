@@ -1,0 +1,246 @@
+"""Finance operations behind the API and the console: summary, payout lists and exports, manual
+review actions, and dual control (a top-up or policy change takes effect only when a second
+finance user approves it). Every action is audited; functions flush, the view commits."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, timedelta
+
+from sqlalchemy import func, select, update
+
+from app.audit import record_audit
+from app.errors import Conflict, Forbidden, NotFound, Unprocessable
+from app.extensions import db, wechat
+from app.models.base import utcnow
+from app.wechat import PayOutcome
+from rewards import ledger, payouts
+from rewards.clock import day_bounds_utc, shanghai_day
+from rewards.models import FinanceRequest, LedgerTransaction, Payout
+from rewards.policy import active_policy, validate_policy
+
+FLOW_KINDS = ("reserve", "sent", "claimed", "refunded", "failed")
+STATUS_LABELS = {"awaiting_verification": "待核查后发放", "not_granted": "未发放", "reserved": "已预留",
+                 "sending": "发放中", "sent": "待领取", "claimed": "已领取", "refunded": "已退回",
+                 "failed": "发放失败", "manual_review": "待人工核对"}
+EXPORT_COLUMNS = ("id", "tip_id", "resident_id", "category", "severity", "amount_fen", "status", "reason",
+                  "mch_billno", "period", "created_at", "sent_at", "settled_at", "last_code")
+
+
+def parse_range(start: date | None, end: date | None) -> tuple[date, date]:
+    end = end or shanghai_day()
+    start = start or end.replace(day=1)
+    if start > end:
+        raise Unprocessable(fields={"from": ["开始日期不能晚于结束日期"]})
+    if (end - start).days > 366:
+        raise Unprocessable(fields={"to": ["查询范围不能超过一年"]})
+    return start, end
+
+
+def summary(start: date | None = None, end: date | None = None) -> dict:
+    """Budget and money flows (fen) between two Shanghai days, inclusive, by day for the chart."""
+    start, end = parse_range(start, end)
+    rows = db.session.execute(
+        select(LedgerTransaction.business_day, LedgerTransaction.kind, func.sum(Payout.amount_fen))
+        .join(Payout, Payout.id == LedgerTransaction.payout_id)
+        .where(LedgerTransaction.business_day.between(start, end), LedgerTransaction.kind.in_(FLOW_KINDS))
+        .group_by(LedgerTransaction.business_day, LedgerTransaction.kind)).all()
+    days: dict[date, dict] = {}
+    for offset in range((end - start).days + 1):
+        days[start + timedelta(days=offset)] = {kind: 0 for kind in FLOW_KINDS}
+    totals = {kind: 0 for kind in FLOW_KINDS}
+    for day, kind, total in rows:
+        days[day][kind] = int(total or 0)
+        totals[kind] += int(total or 0)
+    periods = sorted({d.strftime("%Y-%m") for d in days})
+    budgets = ledger.budget_by_period()
+    funded = dict(db.session.execute(
+        select(LedgerTransaction.period, func.count()).where(LedgerTransaction.kind == "funding")
+        .group_by(LedgerTransaction.period)).all())
+    raw = ledger.balances()
+    return {
+        "from": start.isoformat(), "to": end.isoformat(),
+        "budget": [{"period": p, **budgets.get(p, {"available": 0, "reserved": 0, "committed": 0}),
+                    "topups": int(funded.get(p, 0))} for p in periods],
+        "reserved_fen": totals["reserve"], "sent_fen": totals["sent"], "claimed_fen": totals["claimed"],
+        "refunded_fen": totals["refunded"], "failed_fen": totals["failed"],
+        "in_flight_fen": raw.get(ledger.IN_FLIGHT, 0),
+        "open_reserved_fen": sum(b["reserved"] for b in budgets.values()),
+        "manual_review": db.session.execute(select(func.count()).where(Payout.status == "manual_review")).scalar(),
+        "by_day": [{"date": d.isoformat(), **{f"{k}_fen": v for k, v in flows.items()}} for d, flows in days.items()],
+    }
+
+
+def payouts_query(status: str | None = None, start: date | None = None, end: date | None = None):
+    query = select(Payout)
+    if status:
+        query = query.where(Payout.status == status)
+    if start:
+        query = query.where(Payout.created_at >= day_bounds_utc(start)[0])
+    if end:
+        query = query.where(Payout.created_at < day_bounds_utc(end)[1])
+    return query
+
+
+def list_payouts(status=None, start=None, end=None, cursor=None, limit=50) -> tuple[list[dict], str | None]:
+    query = payouts_query(status, start, end).order_by(Payout.id.desc()).limit(limit + 1)
+    if cursor:
+        if not str(cursor).isdigit():
+            raise Unprocessable(fields={"cursor": ["翻页参数无效"]})
+        query = query.where(Payout.id < int(cursor))
+    rows = db.session.execute(query).scalars().all()
+    return [payout_row(p) for p in rows[:limit]], (str(rows[limit - 1].id) if len(rows) > limit else None)
+
+
+def payout_row(p: Payout) -> dict:
+    """A payout for finance: never the resident's openid (resident_id only)."""
+    def iso(value):
+        return value.isoformat() if value else None
+
+    return {"id": p.id, "tip_id": p.tip_id, "resident_id": p.resident_id, "category": p.category,
+            "severity": p.severity, "amount_fen": p.amount_fen, "status": p.status,
+            "status_label": STATUS_LABELS.get(p.status, p.status), "reason": p.reason, "mch_billno": p.mch_billno,
+            "period": p.period, "created_at": iso(p.created_at), "sent_at": iso(p.sent_at),
+            "settled_at": iso(p.settled_at), "last_code": p.last_code, "attempts": p.attempts}
+
+
+def iter_csv(status=None, start=None, end=None):
+    """CSV streamed in batches (UTF-8 with BOM so Excel opens the Chinese right)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")
+    writer.writerow(EXPORT_COLUMNS)
+    query = payouts_query(status, start, end).order_by(Payout.id).execution_options(yield_per=2000)
+    for n, payout in enumerate(db.session.execute(query).scalars(), 1):
+        row = payout_row(payout)
+        writer.writerow([row[c] if row[c] is not None else "" for c in EXPORT_COLUMNS])
+        if n % 2000 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def build_xlsx(status=None, start=None, end=None) -> bytes:
+    """Excel export (openpyxl write-only mode: rows go out as they are written)."""
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("红包发放")
+    sheet.append(list(EXPORT_COLUMNS))
+    query = payouts_query(status, start, end).order_by(Payout.id).execution_options(yield_per=2000)
+    for payout in db.session.execute(query).scalars():
+        row = payout_row(payout)
+        sheet.append([row[c] for c in EXPORT_COLUMNS])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+# --- manual review ------------------------------------------------------------------------------------
+
+def act_on_payout(payout_id: int, action: str, note: str | None, staff) -> dict:
+    """recheck: ask WeChat and settle; retry: send again with the SAME billno; mark_failed: only when
+    WeChat confirms it has no such packet (and a note says why)."""
+    payout = db.session.get(Payout, payout_id)
+    if payout is None:
+        raise NotFound()
+    before = {"status": payout.status, "reason": payout.reason}
+    if action not in ("recheck", "retry", "mark_failed"):
+        raise Unprocessable(fields={"action": ["须为 recheck、retry 或 mark_failed"]})
+    if payout.status != "manual_review" and action != "recheck":
+        raise Conflict("只有待人工核对的红包可以这样处理", code="not_in_manual_review")
+    if payout.mch_billno is None:
+        raise Conflict("该奖励没有红包单号", code="no_billno")
+    billno = payout.mch_billno
+    db.session.rollback()
+    if action == "recheck":
+        info = wechat.get_hb_info(billno)
+        if info.outcome is not PayOutcome.SUCCESS and info.code != "NOT_FOUND":
+            raise Conflict(f"微信查询未成功（{info.code}），请稍后再试", code="wechat_query_failed")
+        result = payouts.apply_hb_info(payout_id, info) if info.outcome is PayOutcome.SUCCESS else "not_found"
+    elif action == "retry":
+        if payout.sent_at is not None:
+            raise Conflict("该红包已发出，不能重发", code="already_sent")
+        if not payouts.transition(payout_id, ("manual_review",), "sending", reason=None,
+                                  next_check_at=utcnow() + timedelta(minutes=2)):
+            raise Conflict()
+        from app.outbox import publish
+
+        publish("rewards.payout", {"payout_id": payout_id}, dedup_key=f"payout:{payout_id}:retry:{utcnow().timestamp()}")
+        result = "sending"
+    else:
+        if not note:
+            raise Unprocessable(fields={"note": ["请填写核对说明"]})
+        info = wechat.get_hb_info(billno)
+        if info.outcome is PayOutcome.SUCCESS:
+            raise Conflict(f"微信显示该红包状态为 {info.status}，不能标记为失败", code="wechat_has_packet")
+        if info.code != "NOT_FOUND":
+            raise Conflict(f"微信查询未成功（{info.code}），请稍后再试", code="wechat_query_failed")
+        result = payouts.mark_failed(payout_id, "manual_failed")
+    record_audit(f"payout.{action}", "payout", payout_id, actor=staff, before=before, after={"status": result},
+                 note=note)
+    db.session.flush()
+    return {"id": payout_id, "status": result}
+
+
+# --- dual control -------------------------------------------------------------------------------------
+
+def request_change(kind: str, payload: dict, staff, note: str | None = None) -> FinanceRequest:
+    if kind == "topup":
+        period, amount = payload.get("period"), payload.get("amount_fen")
+        if not isinstance(period, str) or len(period) != 7 or period[4] != "-" or not period.replace("-", "").isdigit():
+            raise Unprocessable(fields={"period": ["须为 YYYY-MM"]})
+        if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= 10 ** 10:
+            raise Unprocessable(fields={"amount_fen": ["须为正整数（分）"]})
+        payload = {"period": period, "amount_fen": amount}
+    elif kind == "policy":
+        payload = {"settings": validate_policy({**_policy_settings(), **(payload.get("settings") or {})})}
+    else:
+        raise Unprocessable(fields={"kind": ["须为 topup 或 policy"]})
+    req = FinanceRequest(kind=kind, payload=payload, requested_by=staff.id, note=note)
+    db.session.add(req)
+    db.session.flush()
+    record_audit("finance.request", "finance_request", req.id, actor=staff, after={"kind": kind, **payload},
+                 note=note)
+    return req
+
+
+def _policy_settings() -> dict:
+    policy = active_policy()
+    return {k: v for k, v in policy.items()}
+
+
+def decide_request(request_id: int, approve: bool, staff, note: str | None = None) -> FinanceRequest:
+    req = db.session.get(FinanceRequest, request_id)
+    if req is None:
+        raise NotFound()
+    if req.requested_by == staff.id:
+        raise Forbidden("须由另一位财务人员审批", code="dual_control")
+    changed = db.session.execute(
+        update(FinanceRequest).where(FinanceRequest.id == request_id, FinanceRequest.status == "pending")
+        .values(status="approved" if approve else "rejected", decided_by=staff.id, decided_at=utcnow())
+        .execution_options(synchronize_session=False)).rowcount
+    if not changed:
+        raise Conflict("该申请已处理", code="already_decided")
+    if approve and req.kind == "topup":
+        from rewards.budget import fund_period
+
+        fund_period(req.payload["period"], int(req.payload["amount_fen"]), created_by=staff.id,
+                    memo=f"预算追加申请 #{req.id}")
+    elif approve and req.kind == "policy":
+        from rewards.policy import save_policy
+
+        save_policy(req.payload["settings"], created_by=req.requested_by, approved_by=staff.id)
+    record_audit("finance.approve" if approve else "finance.reject", "finance_request", req.id, actor=staff,
+                 before={"status": "pending"}, after={"status": "approved" if approve else "rejected"}, note=note)
+    db.session.flush()
+    db.session.refresh(req)
+    return req
+
+
+def describe_request(req: FinanceRequest) -> dict:
+    return {"id": req.id, "kind": req.kind, "payload": req.payload, "status": req.status,
+            "requested_by": req.requested_by, "decided_by": req.decided_by, "note": req.note,
+            "created_at": req.created_at.isoformat(),
+            "decided_at": req.decided_at.isoformat() if req.decided_at else None}
