@@ -46,10 +46,20 @@ def department_for_key(key: str | None) -> Department:
     if row is None or row.revoked_at is not None or not row.department.active:
         raise Unauthorized("API 密钥无效", code="api_key_invalid")
     now = utcnow()
-    if row.last_used_at is None or now - row.last_used_at > TOUCH_EVERY:
+    if _may_write() and (row.last_used_at is None or now - row.last_used_at > TOUCH_EVERY):
         db.session.execute(update(DepartmentApiKey).where(DepartmentApiKey.id == row.id)
                            .values(last_used_at=now).execution_options(synchronize_session=False))
     return row.department
+
+
+def _may_write() -> bool:
+    """SQLite read-only requests run in deferred transactions: a write there could fail on a busy
+    database, so a GET with SQLite leaves last_used_at alone (every POST still records it)."""
+    from flask import has_request_context, request
+
+    from app.db import is_sqlite
+
+    return not (has_request_context() and request.method in ("GET", "HEAD") and is_sqlite(db.session))
 
 
 def revoke_department_key(prefix: str) -> int:

@@ -8,6 +8,11 @@ The step only flushes: the approval commits once, for every step.
 """
 from __future__ import annotations
 
+import zlib
+
+from sqlalchemy import text
+
+from app.db import is_sqlite
 from app.extensions import db
 from app.hazards.lifecycle import Actor
 from app.hazards.models import OPEN_HAZARD_STATUSES, Hazard
@@ -21,6 +26,7 @@ def route_tip(tip: Tip, decision: dict, actor=None) -> dict:
     severity = int(decision.get("severity") or tip.severity or 1)
     department_code = decision.get("department") or None
     who = Actor.for_staff(actor) if actor is not None and hasattr(actor, "role_names") else Actor.system()
+    _serialize_category(category)
     hazard = _target(tip, decision.get("duplicate_of"), category, department_code)
     if hazard is not None:
         join_hazard(hazard, tip, severity, actor=who)
@@ -30,6 +36,17 @@ def route_tip(tip: Tip, decision: dict, actor=None) -> dict:
         joined = False
     queue_notice(tip.id, "accepted")
     return {"hazard": hazard_answer(hazard, joined)}
+
+
+def _serialize_category(category: str) -> None:
+    """Two approvals of the same category at once must not both miss each other's new ticket and
+    open two: on PostgreSQL a transaction-scoped advisory lock per category orders them (approvals
+    are human-paced, the lock lasts until the approval commits). SQLite's BEGIN IMMEDIATE already
+    serializes every write transaction."""
+    if is_sqlite(db.session):
+        return
+    key = zlib.crc32(f"hazard-route:{category}".encode()) - 2 ** 31  # a signed 32-bit key
+    db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def _target(tip: Tip, duplicate_of: dict | None, category: str, department_code: str | None) -> Hazard | None:

@@ -132,3 +132,37 @@ def test_a_duplicate_of_an_unknown_ticket_falls_back_to_the_nearby_search(hz):
     hazard, _ = hz.new_hazard(2)
     tip = hz.tip(hazard.lat, hazard.lng)
     assert hz.approve(tip, duplicate_of={"hazard_id": 10 ** 6})["hazard"]["id"] == hazard.id
+
+
+def test_two_approvals_of_the_same_hazard_at_once_open_one_ticket(hz, app):
+    """Without the per-category lock PostgreSQL opens two tickets here (checked: fails 3/3 runs)."""
+    import threading
+
+    lat, lng, _ = hz.grid_point(8)
+    tips = [hz.tip(lat, lng + i * 0.00005, "lpg_illegal").id for i in range(2)]  # ~5 m apart
+    hz.db.session.commit()
+    barrier = threading.Barrier(2)
+    answers, errors = [], []
+
+    def approve(tip_id):
+        from app.extensions import db
+
+        with app.app_context():
+            try:
+                barrier.wait(timeout=10)
+                answers.append(hz.__class__(db).approve(db.session.get(Tip, tip_id))["hazard"]["id"])
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(repr(exc))
+                db.session.rollback()
+            finally:
+                db.session.remove()
+
+    hz.db.session.rollback()
+    threads = [threading.Thread(target=approve, args=(t,)) for t in tips]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [] and len(answers) == 2
+    assert answers[0] == answers[1]
+    assert hz.db.session.scalar(select(func.count(Hazard.id))) == 1
