@@ -16,8 +16,8 @@ from app.extensions import db
 from app.geo.coords import to_wgs84
 from app.geo.index import in_service_area
 from app.hazards.catalogue import get_category
-from app.media.photos import PhotoKeys, delete_photo_files, store_photo
-from app.media.processing import inspect_upload, process_photo
+from app.media.photos import PhotoKeys, delete_photo_files, queue_display_copy, store_photo_preview
+from app.media.processing import inspect_upload, preview_photo
 from app.models.base import utcnow
 from app.models.photo import Photo
 from app.models.resident import Resident
@@ -34,19 +34,22 @@ class IdempotencyConflict(Conflict):
 # --- photos -----------------------------------------------------------------------------------
 
 def upload_photo(resident_id: int, stream: BinaryIO) -> tuple[Photo, PhotoKeys]:
-    """Check, process and store one uploaded photo for `resident_id`; 413/415/422 on bad files.
+    """Check and store one uploaded photo for `resident_id`; 413/415/422 on bad files.
 
     The upload is spooled to a private temp file (64 KB at a time, hashed as it goes) and removed
-    whatever happens; nothing is stored for a refused file.
+    whatever happens; nothing is stored for a refused file. In the request: the real type, size and
+    dimension limits, the whole-file decode check (at thumbnail scale), EXIF, sha256, pHash, the
+    private original and the thumbnail. The display copy is made by the `photo.display` job
+    (docs/PERFORMANCE.md: that split is what lets intake keep up).
     """
     with inspect_upload(stream) as upload:
-        processed = process_photo(upload)
-        keys = store_photo(upload, processed)
-    exif = processed.exif
+        preview = preview_photo(upload)
+        keys = store_photo_preview(upload, preview)
+    exif = preview.exif
     photo = Photo(
-        resident_id=resident_id, sha256=processed.sha256, phash=processed.phash,
-        width=processed.width, height=processed.height, mime=processed.mime,
-        size_bytes=processed.size_bytes, original_key=keys.original_key,
+        resident_id=resident_id, sha256=preview.sha256, phash=preview.phash,
+        width=preview.width, height=preview.height, mime=preview.mime,
+        size_bytes=preview.size_bytes, original_key=keys.original_key,
         display_key=keys.display_key, thumb_key=keys.thumb_key,
         exif_taken_at=exif.taken_at,
         exif_lat=exif.gps[0] if exif.gps else None, exif_lng=exif.gps[1] if exif.gps else None,
@@ -54,6 +57,7 @@ def upload_photo(resident_id: int, stream: BinaryIO) -> tuple[Photo, PhotoKeys]:
     db.session.add(photo)
     try:
         db.session.flush()
+        queue_display_copy(photo.id)
     except BaseException:
         delete_photo_files(keys)
         raise

@@ -16,7 +16,7 @@ from app.errors import BadRequest, NotFound, Unprocessable
 from app.extensions import db
 from app.geo.coords import haversine_m, to_wgs84, wgs84_to_gcj02
 from app.hazards.catalogue import get_category, list_categories
-from app.media.photos import photo_urls
+from app.media.photos import pending_display_ids, photo_urls
 from app.models.photo import Photo
 from app.models.tip import Tip, TipEvent
 
@@ -55,7 +55,10 @@ def location_out(lat: float, lng: float, coord: str = "gcj02", address: str | No
 
 
 def serialize_photos(photos: list[Photo]) -> list[dict]:
-    return [{"id": p.id, **photo_urls(p.display_key, p.thumb_key)} for p in photos]
+    """Signed URLs; until the display copy is made (a job, seconds) `url` is the thumbnail's."""
+    pending = pending_display_ids(p.id for p in photos)
+    return [{"id": p.id, **photo_urls(p.thumb_key if p.id in pending else p.display_key, p.thumb_key)}
+            for p in photos]
 
 
 def serialize_tip(tip: Tip, category_names: dict[str, str] | None = None) -> dict:

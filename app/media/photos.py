@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from flask import current_app
 
-from app.media.processing import ProcessedPhoto, UploadInfo
+from app.media.processing import OUTPUT_MIME, PhotoPreview, ProcessedPhoto, UploadInfo, display_copy
 from app.media.signing import PRIVATE_PREFIX
 from app.media.storage import Storage, get_storage
 
@@ -55,6 +55,69 @@ def store_photo(upload: UploadInfo, photo: ProcessedPhoto, storage: Storage | No
         delete_photo_files(written + [keys.thumb_key, keys.display_key], storage)
         raise
     return keys
+
+
+def store_photo_preview(upload: UploadInfo, preview: PhotoPreview, storage: Storage | None = None) -> PhotoKeys:
+    """Write the original and the thumbnail now; the display key is reserved for make_display_copy."""
+    storage = storage or get_storage()
+    keys = new_photo_keys(preview.extension)
+    written = []
+    try:
+        with upload.open() as original:
+            storage.put(keys.original_key, original, preview.mime)
+        written.append(keys.original_key)
+        storage.put(keys.thumb_key, preview.thumb, preview.output_mime)
+    except BaseException:
+        delete_photo_files(written + [keys.thumb_key], storage)
+        raise
+    return keys
+
+
+def queue_display_copy(photo_id: int) -> None:
+    """In the upload's transaction: mark the display copy pending and record the job (outbox)."""
+    from app.extensions import db
+    from app.media.models import PendingDisplayCopy
+    from app.outbox import publish
+
+    db.session.add(PendingDisplayCopy(photo_id=photo_id))
+    publish("photo.display", {"photo_id": photo_id}, dedup_key=f"photo.display:{photo_id}")
+
+
+def make_display_copy(photo_id: int) -> str:
+    """Job: make and store the display copy of an accepted photo. Idempotent: a photo without a
+    pending row is done (or gone); two runs at once write the same object under the same key."""
+    from sqlalchemy import delete
+
+    from app.extensions import db
+    from app.media.models import PendingDisplayCopy
+    from app.models.photo import Photo
+
+    photo = db.session.get(Photo, photo_id)
+    pending = db.session.get(PendingDisplayCopy, photo_id)
+    original_key, display_key = (photo.original_key, photo.display_key) if photo else (None, None)
+    db.session.rollback()  # no transaction held while decoding
+    if photo is None or pending is None:
+        return "skipped"
+    storage = get_storage()
+    with storage.open(original_key) as original:
+        display, _size = display_copy(original)
+    storage.put(display_key, display, OUTPUT_MIME)
+    db.session.execute(delete(PendingDisplayCopy).where(PendingDisplayCopy.photo_id == photo_id))
+    db.session.commit()
+    return "done"
+
+
+def pending_display_ids(photo_ids) -> set[int]:
+    """Which of these photos still wait for their display copy."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.media.models import PendingDisplayCopy
+
+    ids = list(photo_ids)
+    if not ids:
+        return set()
+    return set(db.session.scalars(select(PendingDisplayCopy.photo_id).where(PendingDisplayCopy.photo_id.in_(ids))))
 
 
 def delete_photo_files(keys, storage: Storage | None = None) -> None:

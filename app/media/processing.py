@@ -48,6 +48,9 @@ MAX_PIXELS = 50_000_000
 MAX_FULL_DECODE_PIXELS = 24_000_000
 MAX_SIDE = 20_000
 DISPLAY_SIZE = 1600
+# A decode (reduced or not) whose long side is at most this is the display copy as it is: no
+# resample, which was the largest cost after the decode.
+DISPLAY_MAX = 2048
 THUMB_SIZE = 320
 DISPLAY_QUALITY = 82
 THUMB_QUALITY = 78
@@ -171,7 +174,7 @@ class ProcessedPhoto:
 
 
 def process_photo(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> ProcessedPhoto:
-    """Verify, read EXIF, and make the display copy, thumbnail and hashes.
+    """Verify, read EXIF, and make the display copy, thumbnail and hashes (one reduced decode).
 
     `source`: a path, bytes, a binary stream, or an UploadInfo. Raises the AppErrors of ERRORS.
     """
@@ -182,13 +185,11 @@ def process_photo(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> ProcessedPhot
     size_bytes = len(data)
     container = _parse(data)
     metadata = read_exif(container.exif)
-    image = _decode(data, container)
+    image = _decode(data, container, DISPLAY_SIZE)
     del data
-    upright = _upright_copy(image, container, metadata.orientation)
-    image.close()
+    upright = _upright_copy(image, metadata.orientation, DISPLAY_MAX, DISPLAY_SIZE)
     thumb_image = _fit(upright, THUMB_SIZE)
-    swapped = metadata.orientation in (5, 6, 7, 8)
-    width, height = (container.height, container.width) if swapped else (container.width, container.height)
+    width, height = _upright_size(container, metadata.orientation)
     return ProcessedPhoto(
         sha256=sha256,
         phash=phash64(thumb_image),
@@ -202,6 +203,65 @@ def process_photo(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> ProcessedPhot
         display_size=upright.size,
         thumb_size=thumb_image.size,
     )
+
+
+@dataclass(frozen=True)
+class PhotoPreview:
+    """The request-time part of intake: everything but the display copy (made later, off the request)."""
+
+    sha256: str
+    phash: int
+    width: int
+    height: int
+    mime: str
+    size_bytes: int
+    exif: PhotoExif
+    thumb: bytes
+    thumb_size: tuple[int, int] = field(default=(0, 0))
+    output_mime: str = OUTPUT_MIME
+
+    @property
+    def extension(self) -> str:
+        return formats.EXTENSIONS[self.mime]
+
+
+def preview_photo(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> PhotoPreview:
+    """Verify, read EXIF, make the thumbnail and hashes from ONE decode reduced to thumbnail scale.
+
+    The reduced JPEG decode still entropy-decodes every block, so a corrupt or truncated file is
+    refused here exactly as in process_photo; it only skips most of the IDCT, colour conversion
+    and upsampling (1/8 scale for a 12-MP photo, 1/4 for a 1920-px one).
+    """
+    data = _load_bytes(source, max_bytes)
+    if not data:
+        raise photo_error("image_empty")
+    sha256 = hashlib.sha256(data).hexdigest()
+    size_bytes = len(data)
+    container = _parse(data)
+    metadata = read_exif(container.exif)
+    image = _decode(data, container, THUMB_SIZE)
+    del data
+    thumb_image = _upright_copy(image, metadata.orientation, THUMB_SIZE, THUMB_SIZE, Image.Resampling.LANCZOS)
+    width, height = _upright_size(container, metadata.orientation)
+    return PhotoPreview(sha256=sha256, phash=phash64(thumb_image), width=width, height=height,
+                        mime=container.mime, size_bytes=size_bytes, exif=metadata,
+                        thumb=_encode_jpeg(thumb_image, THUMB_QUALITY), thumb_size=thumb_image.size)
+
+
+def display_copy(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> tuple[bytes, tuple[int, int]]:
+    """The display JPEG (upright, sRGB, no metadata) of an already accepted original, and its size."""
+    data = _load_bytes(source, max_bytes)
+    container = _parse(data)
+    metadata = read_exif(container.exif)
+    image = _decode(data, container, DISPLAY_SIZE)
+    del data
+    upright = _upright_copy(image, metadata.orientation, DISPLAY_MAX, DISPLAY_SIZE)
+    return _encode_jpeg(upright, DISPLAY_QUALITY), upright.size
+
+
+def _upright_size(container: formats.Container, orientation: int) -> tuple[int, int]:
+    swapped = orientation in (5, 6, 7, 8)
+    return (container.height, container.width) if swapped else (container.width, container.height)
 
 
 def _load_bytes(source, max_bytes: int) -> bytearray:
@@ -252,14 +312,15 @@ def _parse(data: bytearray) -> formats.Container:
 _FORMAT_NAMES = {formats.JPEG: "JPEG", formats.PNG: "PNG", formats.WEBP: "WEBP"}
 
 
-def _decode(data: bytearray, container: formats.Container) -> Image.Image:
-    """Decode once, as small as the display copy allows. Any decoder failure is image_corrupt."""
+def _decode(data: bytearray, container: formats.Container, target: int = DISPLAY_SIZE) -> Image.Image:
+    """Decode once, as small as a copy with long side `target` allows (JPEG scales 1/2, 1/4, 1/8).
+    Any decoder failure is image_corrupt."""
     try:
         image = Image.open(io.BytesIO(data), formats=[_FORMAT_NAMES[container.mime]])
         if image.size != (container.width, container.height):
             raise ValueError(f"header says {container.width}x{container.height}, decoder {image.size}")
         if container.mime == formats.JPEG:
-            scale = DISPLAY_SIZE / max(image.size)
+            scale = target / max(image.size)
             if scale < 1:
                 image.draft("RGB", (max(1, int(image.width * scale)), max(1, int(image.height * scale))))
         image.load()
@@ -282,18 +343,20 @@ _TRANSPOSE = {
 }
 
 
-def _upright_copy(image: Image.Image, container: formats.Container, orientation: int) -> Image.Image:
-    """The display-size, sRGB (or grey), upright copy, with no metadata attached."""
+def _upright_copy(image: Image.Image, orientation: int, keep_up_to: int, fit_to: int,
+                  resample=Image.Resampling.BILINEAR) -> Image.Image:
+    """The upright, sRGB (or grey) copy with no metadata attached: kept at its decoded size when
+    its long side is at most `keep_up_to`, else scaled to `fit_to`."""
     icc = image.info.get("icc_profile")
     working = _flatten(image)
-    # Bilinear (antialiased) over Lanczos: under half the cost for the usual 1.25× step after a
-    # 1/2 draft decode, with no visible difference at that ratio. The resample is the largest
-    # cost after the decode (docs/PERFORMANCE.md).
-    working = _fit(working, DISPLAY_SIZE, Image.Resampling.BILINEAR)
+    if max(working.size) > keep_up_to:
+        # Bilinear (antialiased) for the display copy: under half Lanczos' cost at these ratios,
+        # with no visible difference (docs/PERFORMANCE.md).
+        working = _fit(working, fit_to, resample)
     working = _to_srgb(working, icc)
     if orientation in _TRANSPOSE:
         working = working.transpose(_TRANSPOSE[orientation])
-    working.info = {}
+    working.info = {}  # may be the decoded image itself (ours alone): drop what the decoder kept
     return working
 
 

@@ -182,7 +182,8 @@ def test_inspect_upload_sniffs_across_short_reads(tmp_path):
 def test_large_jpeg_gives_display_thumb_and_full_dimensions():
     photo = process_photo(corpus.jpeg(corpus.street_photo(5, (4000, 3000)), quality=85))
     assert (photo.width, photo.height) == (4000, 3000)
-    assert photo.display_size == (DISPLAY_SIZE, 1200) and photo.thumb_size == (THUMB_SIZE, 240)
+    # The 1/2 draft decode (2000×1500) is at most DISPLAY_MAX: it is the display copy, not resampled.
+    assert photo.display_size == (2000, 1500) and photo.thumb_size == (THUMB_SIZE, 240)
     assert Image.open(io.BytesIO(photo.display)).size == photo.display_size
     assert Image.open(io.BytesIO(photo.thumb)).size == photo.thumb_size
     assert photo.mime == "image/jpeg" and photo.output_mime == "image/jpeg"
@@ -243,7 +244,9 @@ def test_wide_gamut_icc_photo_is_converted_and_profile_dropped():
 
 def test_progressive_jpeg_is_processed():
     photo = process_photo(corpus.jpeg(corpus.street_photo(10, (2000, 1500)), progressive=True))
-    assert photo.display_size == (DISPLAY_SIZE, 1200)
+    assert photo.display_size == (2000, 1500)  # ≤ DISPLAY_MAX: kept as decoded
+    big = process_photo(corpus.jpeg(corpus.street_photo(10, (3000, 2000)), progressive=True))
+    assert big.display_size == (DISPLAY_SIZE, 1067)  # 1/2 would be 1500 < 1600: full decode, then fitted
 
 
 # --- EXIF: read, then gone ------------------------------------------------------------------------

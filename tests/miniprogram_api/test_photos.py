@@ -12,6 +12,15 @@ from app.extensions import db
 from app.media.processing import MAX_UPLOAD_BYTES
 from app.models.photo import Photo
 from tests.media import corpus
+from tests.miniprogram_api.conftest import tip_body
+
+
+def fetch(resident, url) -> Image.Image:
+    """GET a signed media URL through the app; the image, checked to be a JPEG."""
+    parsed = urlparse(url)
+    served = resident.client.get(f"{parsed.path}?{parsed.query}")
+    assert served.status_code == 200 and served.mimetype == "image/jpeg"
+    return Image.open(io.BytesIO(served.data))
 
 
 def stored_files(app) -> list[Path]:
@@ -19,7 +28,7 @@ def stored_files(app) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 
 
-def test_upload_stores_original_privately_and_serves_stripped_copies(mp_app, login):
+def test_upload_stores_original_privately_and_serves_stripped_copies(mp_app, login, run_jobs):
     resident = login()
     data = corpus.jpeg(corpus.street_photo(3, (1200, 900)), exif=corpus.gps_exif())
     answer = resident.upload(data, filename="whatever.png")
@@ -35,12 +44,17 @@ def test_upload_stores_original_privately_and_serves_stripped_copies(mp_app, log
     assert photo.exif_lat == pytest.approx(22 + 58 / 60 + 30.45 / 3600, abs=1e-4)
     assert photo.exif_taken_at is not None and photo.phash is not None
     assert photo.original_key.startswith("private/")
-    # The display copy comes through a signed URL and carries no EXIF.
-    url = urlparse(body["url"])
-    served = resident.client.get(f"{url.path}?{url.query}")
-    assert served.status_code == 200 and served.mimetype == "image/jpeg"
-    image = Image.open(io.BytesIO(served.data))
-    assert not image.getexif() and "exif" not in image.info
+    # Until the display copy is made (a job), the photo shows its thumbnail.
+    assert body["url"] == body["thumb_url"]
+    thumb = fetch(resident, body["thumb_url"])
+    assert max(thumb.size) == 320 and not thumb.getexif() and "exif" not in thumb.info
+    db.session.rollback()  # end the test's read before the worker writes (SQLite has one writer)
+    run_jobs(["intake"])
+    tip_photo = resident.submit(tip_body([photo.id])).get_json()["photos"][0]
+    assert tip_photo["url"] != tip_photo["thumb_url"]
+    display = fetch(resident, tip_photo["url"])
+    assert display.size == (1200, 900) and not display.getexif() and "exif" not in display.info
+    url = urlparse(tip_photo["url"])
     # Tampered or unsigned URLs are refused; the original has no URL at all.
     assert resident.client.get(url.path).status_code == 403
     assert resident.client.get(f"/media/{photo.original_key}?exp=9999999999&sig=x").status_code == 403
