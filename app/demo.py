@@ -53,6 +53,7 @@ def ensure_demo_staff() -> str:
 
 
 register_demo_step("demo staff", "app.demo.ensure_demo_staff")
+register_demo_step("demo tips", "app.demo_data.seed_demo_tips")  # needs the staff above
 
 
 def _wait_http(url: str, timeout: float = 30) -> bool:
