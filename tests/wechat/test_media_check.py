@@ -23,12 +23,24 @@ PHOTO = "https://media.example.test/p/1.jpg"
 def wait_for_verdict(trace_id, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        db.session.rollback()  # a fresh snapshot, and no lock held while the push writes
+        db.session.rollback()  # a fresh snapshot
         result = get_media_check(trace_id)
+        db.session.rollback()  # and no transaction (on SQLite: no write lock) held while the push writes
         if result is not None and result.status != "pending":
             return result
         time.sleep(0.05)
     raise AssertionError(f"no verdict for {trace_id} within {timeout}s")
+
+
+def wait_for_push_status(wechat_sandbox, timeout=10.0):
+    """The sandbox records the delivery after our endpoint answered it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        statuses = [m["push_status"] for m in wechat_sandbox.media_checks()]
+        if statuses and all(statuses):
+            return statuses
+        time.sleep(0.05)
+    raise AssertionError("the sandbox did not record its push")
 
 
 def push_cfg(**overrides):
@@ -47,8 +59,12 @@ def post_push(client, payload, cfg=None, params=None, body=None):
 
 
 def rows():
+    """The stored rows, detached, with no transaction left open (SQLite: the push must be able to write)."""
     db.session.rollback()
-    return db.session.execute(db.select(WeChatMediaCheck).order_by(WeChatMediaCheck.id)).scalars().all()
+    found = db.session.execute(db.select(WeChatMediaCheck).order_by(WeChatMediaCheck.id)).scalars().all()
+    db.session.expunge_all()
+    db.session.rollback()
+    return found
 
 
 # --- end to end: gateway → sandbox → push over HTTP → our endpoint ----------------------------------
@@ -70,8 +86,9 @@ def test_verdict_is_pushed_and_matched_by_trace_id(sandbox_app, wechat_sandbox, 
     result = wait_for_verdict(trace_id)
     assert (result.status, result.suggest, result.label, result.label_name) == ("done", suggest, label, label_name)
     assert result.completed_at is not None
+    assert wait_for_push_status(wechat_sandbox) == ["success"]
     [sent] = wechat_sandbox.media_checks()
-    assert (sent["trace_id"], sent["media_url"], sent["push_status"]) == (trace_id, url, "success")
+    assert (sent["trace_id"], sent["media_url"]) == (trace_id, url)
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
@@ -85,7 +102,7 @@ def test_encrypted_push_is_decrypted(sandbox_app, wechat_sandbox, live_app, fmt)
 
     result = wait_for_verdict(trace_id)
     assert (result.suggest, result.label) == ("risky", 20002)
-    assert wechat_sandbox.media_checks()[0]["push_status"] == "success"
+    assert wait_for_push_status(wechat_sandbox) == ["success"]
 
 
 def test_push_signed_with_another_token_is_refused(sandbox_app, wechat_sandbox, live_app):
@@ -94,11 +111,7 @@ def test_push_signed_with_another_token_is_refused(sandbox_app, wechat_sandbox, 
 
     trace_id = wechat.check_media_async(PHOTO, OPENID)
     db.session.commit()
-    deadline = time.monotonic() + 10
-    while wechat_sandbox.media_checks()[0]["push_status"] is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-    assert wechat_sandbox.media_checks()[0]["push_status"] == "failed: HTTP 403"
+    assert wait_for_push_status(wechat_sandbox) == ["failed: HTTP 403"]
     db.session.rollback()
     assert get_media_check(trace_id).status == "pending"
 
@@ -109,11 +122,7 @@ def test_encrypted_push_without_our_aes_key_is_refused(sandbox_app, wechat_sandb
 
     trace_id = wechat.check_media_async(PHOTO, OPENID)
     db.session.commit()
-    deadline = time.monotonic() + 10
-    while wechat_sandbox.media_checks()[0]["push_status"] is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-    assert wechat_sandbox.media_checks()[0]["push_status"] == "failed: HTTP 400"
+    assert wait_for_push_status(wechat_sandbox) == ["failed: HTTP 400"]
     db.session.rollback()
     assert get_media_check(trace_id).status == "pending"
 
