@@ -226,3 +226,45 @@ def test_the_timestamp_header_is_the_attempt_time(hz, run_jobs, receiver):
     drive_outbox(hz.db, run_jobs)
     stamps = [int(r["headers"]["X-RRP-Timestamp"]) for r in grid.requests]
     assert stamps and all(before - 1 <= s <= int(time.time()) + 1 for s in stamps)
+
+
+@pytest.mark.slow
+def test_real_worker_processes_retry_a_failing_receiver_until_every_event_is_in(hz, receiver, subprocess_env):
+    """`flask worker` (clock + forking RQ worker) with a 1 s outbox lease: the relay's backoff is
+    1, 2, 4 s, so three refusals are over within seconds; every event accepted exactly once."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    grid = receiver(fail=3)
+    add_endpoint(grid.url, SECRET)
+    hz.db.session.commit()
+    hazard, _ = hz.new_hazard(0)
+    fire = Actor("department", None, "fire")
+    transition_hazard(hazard.id, "accepted", fire)
+    transition_hazard(hazard.id, "resolved", fire, "已处置")
+    hz.db.session.commit()
+    uids = sorted(hz.db.session.scalars(select(HazardEvent.uid)))
+    # as if published by an app with the same 1 s lease (this test process has the default 60 s)
+    hz.db.session.execute(update(OutboxMessage).values(next_attempt_at=utcnow() + timedelta(seconds=1)))
+    hz.db.session.commit()
+    env = {**subprocess_env, "OUTBOX_LEASE_SECONDS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--rq-workers", "1",
+                             "--queues", "webhooks"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and sorted(set(grid.accepted_event_ids())) != uids:
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert sorted(grid.accepted_event_ids()) == uids  # each event accepted once, none twice
+    assert sum(1 for r in grid.requests if r["answered"] == 500) == 3 and all(r["valid"] for r in grid.requests)
+    hz.db.session.expire_all()
+    assert {d.status for d in hz.db.session.scalars(select(WebhookDelivery))} == {"delivered"}
