@@ -103,13 +103,16 @@ def load_resident_id() -> int | None:
     token = bearer_token()
     resident_id = None
     if token:
-        # A read in its own short transaction: on SQLite a POST would otherwise take the write lock
-        # here and hold it through the whole request (photo processing included).
-        fresh = not db.session().in_transaction()
-        with deferred_sqlite_transactions():
+        if db.session.get_bind().dialect.name == "sqlite":
+            # A read in its own short transaction: a POST would otherwise take SQLite's write lock
+            # here and hold it through the whole request (photo processing included).
+            fresh = not db.session().in_transaction()
+            with deferred_sqlite_transactions():
+                resident_id = resident_id_for_token(token)
+                if fresh:
+                    db.session.commit()
+        else:
             resident_id = resident_id_for_token(token)
-            if fresh:
-                db.session.commit()
     g.mp_resident = (request._get_current_object(), resident_id)
     return resident_id
 

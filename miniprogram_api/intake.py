@@ -99,10 +99,7 @@ def submit_tip(resident_id: int, idempotency_key: str, body: dict) -> tuple[Tip,
     A retried request with the same key and body returns the first tip (created=False).
     """
     fingerprint = request_fingerprint(body)
-    existing = find_tip_by_key(resident_id, idempotency_key)
-    if existing is not None:
-        return replay_tip(existing, fingerprint), False
-    # One submission per resident at a time: the daily count and the key check stay true until commit.
+    # One submission per resident at a time: the key check and the daily count stay true until commit.
     db.session.execute(select(Resident.id).where(Resident.id == resident_id).with_for_update())
     existing = find_tip_by_key(resident_id, idempotency_key)
     if existing is not None:

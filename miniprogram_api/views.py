@@ -57,7 +57,6 @@ def categories():
 
 @bp.route("/photos", methods=["POST"])
 @per_ip()
-@per_resident()
 @per_resident("MP_RATELIMIT_PHOTOS")
 @resident_required
 @bp.arguments(schemas.MpPhotoUploadSchema, location="files")
@@ -78,7 +77,6 @@ def upload_photo(files):
 
 @bp.route("/tips", methods=["POST"])
 @per_ip()
-@per_resident()
 @per_resident("MP_RATELIMIT_TIPS")
 @resident_required
 @bp.arguments(schemas.MpIdempotencyHeaderSchema, location="headers")
