@@ -86,6 +86,9 @@ def demo_command(port, sandbox_port, no_serve):
                WECHAT_API_BASE=f"http://127.0.0.1:{sandbox_port}/",
                WECHAT_PAY_API_BASE=f"http://127.0.0.1:{sandbox_port}/",
                PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+    # this process too (it loads the demo data through the sandbox): the same addresses as the children
+    app.config.update({k: env[k] for k in ("WECHAT_API_BASE", "WECHAT_PAY_API_BASE", "PUBLIC_BASE_URL")})
+    app.config["WECHAT_PUSH_URL"] = env["WECHAT_PUSH_URL"] = f"http://127.0.0.1:{port}/wechat/push"
     flask_cmd = [sys.executable, "-m", "flask", "--app", "wsgi"]
     processes: list[tuple[str, subprocess.Popen]] = []
     stopping = threading.Event()
@@ -107,6 +110,9 @@ def demo_command(port, sandbox_port, no_serve):
             click.echo(f"{name}: {_resolve(path)()}")
         if no_serve:
             return
+        # the demo data ran RQ workers in this process, and they install their own signal handlers
+        signal.signal(signal.SIGINT, stop_all)
+        signal.signal(signal.SIGTERM, stop_all)
         start("web", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
                       "--threads", "4", "--access-logfile", "-", "wsgi:app"])
         start("worker", flask_cmd + ["worker"])
