@@ -1,0 +1,80 @@
+"""`flask demo` on the embedded default: everything up with demo data, Ctrl-C stops every process it
+started (the embedded Redis too), and a second start keeps the data."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.fixtures.sandbox import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def _start_demo(instance: Path, port: int, sandbox_port: int):
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "APP_ENV")}
+    env.update({"INSTANCE_PATH": str(instance), "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"})
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "demo", "--port", str(port),
+                             "--sandbox-port", str(sandbox_port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not any("Ctrl-C" in line for line in lines):
+        assert proc.poll() is None, "".join(lines)[-3000:]
+        time.sleep(0.5)
+    assert any("Ctrl-C" in line for line in lines), "".join(lines)[-3000:]
+    return proc, lines
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        out = subprocess.run(["pgrep", "-P", str(todo.pop())], capture_output=True, text=True).stdout.split()
+        found += [int(p) for p in out]
+        todo += out
+    return found
+
+
+def _stop(proc) -> None:
+    children = _descendants(proc.pid)
+    assert children, "the demo started no processes"
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    assert proc.wait(timeout=90) == 0
+    time.sleep(0.5)
+    alive = [pid for pid in children if subprocess.run(["kill", "-0", str(pid)], capture_output=True).returncode == 0]
+    assert alive == [], f"left running: {alive}"
+
+
+def test_demo_runs_everything_stops_everything_and_keeps_its_data(tmp_path):
+    port, sandbox_port = free_port(), free_port()
+    proc, lines = _start_demo(tmp_path, port, sandbox_port)
+    try:
+        text = "".join(lines)
+        assert f"http://127.0.0.1:{port}/console/" in text and "renrenpai-demo" in text
+        assert "demo tips: " in text and "already loaded" not in text
+        base = f"http://127.0.0.1:{port}"
+        assert requests.get(base + "/readyz", timeout=10).status_code == 200
+        login = requests.post(base + "/api/staff/v1/auth/login", json={"username": "moderator",
+                                                                       "password": "renrenpai-demo"}, timeout=10)
+        token = login.json()["token"]
+        claimed = requests.post(base + "/api/staff/v1/review/claim", headers={"Authorization": f"Bearer {token}"},
+                                timeout=10)
+        assert claimed.status_code == 200 and claimed.json()["status"] == "pending_review"
+        assert requests.get(f"http://127.0.0.1:{sandbox_port}/__sandbox__/redpacks", timeout=10).json()["items"]
+    finally:
+        if proc.poll() is None:
+            _stop(proc)
+    assert not (tmp_path / "redis.sock").exists()
+
+    proc, lines = _start_demo(tmp_path, port, sandbox_port)
+    try:
+        assert "already loaded" in "".join(lines)
+    finally:
+        _stop(proc)
