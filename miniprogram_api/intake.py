@@ -93,17 +93,19 @@ def replay_tip(existing: Tip, fingerprint: str) -> Tip:
     return existing
 
 
-def submit_tip(resident_id: int, idempotency_key: str, body: dict) -> tuple[Tip, bool]:
-    """Create the tip (status received) and queue its intake; (tip, created). Flushes only.
+def submit_tip(resident_id: int, idempotency_key: str, body: dict) -> tuple[Tip, bool, dict | None]:
+    """Create the tip (status received) and queue its intake. Flushes only.
 
-    A retried request with the same key and body returns the first tip (created=False).
+    Returns (tip, created, answer): `answer` is the serialized new tip, built from what this
+    function already holds (no re-reads); None for a replay. A retried request with the same key
+    and body returns the first tip (created=False).
     """
     fingerprint = request_fingerprint(body)
     # One submission per resident at a time: the key check and the daily count stay true until commit.
     db.session.execute(select(Resident.id).where(Resident.id == resident_id).with_for_update())
     existing = find_tip_by_key(resident_id, idempotency_key)
     if existing is not None:
-        return replay_tip(existing, fingerprint), False
+        return replay_tip(existing, fingerprint), False, None
 
     now = utcnow()
     check_daily_tip_limit(resident_id, now)
@@ -126,27 +128,34 @@ def submit_tip(resident_id: int, idempotency_key: str, body: dict) -> tuple[Tip,
               created_at=now)
     db.session.add(tip)
     db.session.flush()
-    claim_photos(tip.id, resident_id, photo_ids)
-    record_tip_event(tip.id, "received", "报料已提交，等待审核", actor_type="resident", actor_id=resident_id, )
+    photos = claim_photos(tip.id, resident_id, photo_ids)
+    record_tip_event(tip.id, "received", "报料已提交，等待审核", actor_type="resident", actor_id=resident_id)
     publish("tip.intake", {"tip_id": tip.id}, dedup_key=f"tip.intake:{tip.id}")
-    return tip, True
+    from miniprogram_api.queries import serialize_tip
+
+    return tip, True, serialize_tip(tip, {category.code: category.name}, photos)
 
 
-def claim_photos(tip_id: int, resident_id: int, photo_ids: list[int]) -> None:
+def claim_photos(tip_id: int, resident_id: int, photo_ids: list[int]) -> list:
     """Attach the photos to the tip, compare-and-set: only the caller's photos no tip holds yet.
 
     Two tips racing for one photo: the second UPDATE matches no row for it and the tip is refused.
+    Returns rows (id, display_key, thumb_key) in the tip's order.
     """
+    claimed_rows = []
     for position, photo_id in enumerate(photo_ids):
-        claimed = db.session.execute(
+        row = db.session.execute(
             update(Photo)
             .where(Photo.id == photo_id, Photo.resident_id == resident_id, Photo.tip_id.is_(None))
             .values(tip_id=tip_id, position=position)
+            .returning(Photo.id, Photo.display_key, Photo.thumb_key)
             .execution_options(synchronize_session=False)
-        ).rowcount
-        if not claimed:
+        ).first()
+        if row is None:
             raise Unprocessable("照片不存在或已被其他报料使用，请重新上传", code="photo_unavailable",
                                 fields={"photo_ids": [f"照片 {photo_id} 不可用"]})
+        claimed_rows.append(row)
+    return claimed_rows
 
 
 def withdraw_tip(resident_id: int, tip_id: int) -> Tip:

@@ -54,14 +54,15 @@ def location_out(lat: float, lng: float, coord: str = "gcj02", address: str | No
     return {"lat": round(lat, 7), "lng": round(lng, 7), "coord": coord, "address": address}
 
 
-def serialize_photos(photos: list[Photo]) -> list[dict]:
+def serialize_photos(photos) -> list[dict]:
     """Signed URLs; until the display copy is made (a job, seconds) `url` is the thumbnail's."""
     pending = pending_display_ids(p.id for p in photos)
     return [{"id": p.id, **photo_urls(p.thumb_key if p.id in pending else p.display_key, p.thumb_key)}
             for p in photos]
 
 
-def serialize_tip(tip: Tip, category_names: dict[str, str] | None = None) -> dict:
+def serialize_tip(tip: Tip, category_names: dict[str, str] | None = None, photos=None) -> dict:
+    """`photos`: objects with id, display_key, thumb_key (default: the tip's, loaded)."""
     if category_names is None:
         category = get_category(tip.category)
         category_names = {tip.category: category.name} if category else {}
@@ -71,7 +72,7 @@ def serialize_tip(tip: Tip, category_names: dict[str, str] | None = None) -> dic
         "category": tip.category, "category_name": names.get(tip.category),
         "description": tip.description,
         "location": location_out(tip.lat, tip.lng, tip.coord_in or "gcj02", tip.address),
-        "created_at": tip.created_at, "photos": serialize_photos(tip.photos),
+        "created_at": tip.created_at, "photos": serialize_photos(tip.photos if photos is None else photos),
     }
 
 
