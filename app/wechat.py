@@ -760,6 +760,8 @@ def _open_bill(res) -> FundFlowBill:
             return FundFlowBill(PayOutcome.RETRY_SAME, "NOT_READY", "BILL_CREATING", message)
         if "签名" in message or "sign" in lowered:
             return FundFlowBill(PayOutcome.CONFIG_ERROR, "FAILED", "SIGN_ERROR", message)
+        if raw.get("err_code") in CONFIG_ERROR_CODES:
+            return FundFlowBill(PayOutcome.CONFIG_ERROR, "FAILED", raw["err_code"], message)
         if raw.get("err_code") in RETRY_SAME_CODES or "systemerror" in lowered:
             return FundFlowBill(PayOutcome.RETRY_SAME, "FAILED", raw.get("err_code") or "SYSTEMERROR", message)
         return FundFlowBill(PayOutcome.UNKNOWN, "FAILED", raw.get("error_code") or raw.get("err_code") or "FAIL",

@@ -22,7 +22,9 @@ DEFAULTS = {
 }
 ENV_KEYS = ("WECHAT_APPID", "WECHAT_SECRET", "WECHAT_MCH_ID", "WECHAT_PAY_KEY", "WECHAT_PUSH_URL",
             "WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY", "WECHAT_PUSH_FORMAT", "SANDBOX_STATE",
-            "SANDBOX_FAULT_SLEEP", "SANDBOX_TOKEN_TTL", "SANDBOX_PUSH_DELAY", "SANDBOX_PAY_RATE_LIMIT")
+            "SANDBOX_FAULT_SLEEP", "SANDBOX_TOKEN_TTL", "SANDBOX_PUSH_DELAY", "SANDBOX_PAY_RATE_LIMIT",
+            # HTTPS, and WeChat Pay's client-certificate check when a CA for merchant certificates is given
+            "SANDBOX_TLS_CERT", "SANDBOX_TLS_KEY", "SANDBOX_CLIENT_CA")
 
 
 def sandbox_settings(config: dict | None = None, env=None) -> dict:

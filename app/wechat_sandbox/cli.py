@@ -41,5 +41,22 @@ def _env_state():
 def run_sandbox(app, host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
-    click.echo(f"wechat sandbox on http://{host}:{port}/ (state {app.config['SANDBOX_STATE']})")
-    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    context = tls_context(app.config)
+    scheme = "https" if context else "http"
+    click.echo(f"wechat sandbox on {scheme}://{host}:{port}/ (state {app.config['SANDBOX_STATE']})")
+    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False, ssl_context=context)
+
+
+def tls_context(cfg):
+    """HTTPS when SANDBOX_TLS_CERT/KEY are set; with SANDBOX_CLIENT_CA, client certificates signed by
+    that CA are accepted (optional at the TLS level: the pay APIs answer CA_ERROR without one, as WeChat)."""
+    import ssl
+
+    if not cfg.get("SANDBOX_TLS_CERT"):
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cfg["SANDBOX_TLS_CERT"], cfg.get("SANDBOX_TLS_KEY") or None)
+    if cfg.get("SANDBOX_CLIENT_CA"):
+        context.load_verify_locations(cfg["SANDBOX_CLIENT_CA"])
+        context.verify_mode = ssl.CERT_OPTIONAL
+    return context

@@ -72,8 +72,28 @@ def _key():
     return current_app.config["WECHAT_PAY_KEY"]
 
 
+def _client_cert_problem():
+    """With SANDBOX_CLIENT_CA set (HTTPS), the red-packet APIs want the merchant's client certificate,
+    issued to this mch_id, as WeChat does; the TLS layer already checked it is signed by that CA."""
+    if not current_app.config.get("SANDBOX_CLIENT_CA"):
+        return None
+    pem = request.environ.get("SSL_CLIENT_CERT")
+    if not pem:
+        return pay_fail("CA_ERROR", "请求未携带证书，请检查证书配置")
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    names = x509.load_pem_x509_certificate(pem.encode()).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names or names[0].value != current_app.config["WECHAT_MCH_ID"]:
+        return pay_fail("CA_ERROR", "证书与商户号不匹配")
+    return None
+
+
 def _authenticate(data, *, sign_type_required=None):
-    """Common checks: parsable XML, merchant id, signature. Returns an error response or None."""
+    """Common checks: client certificate, parsable XML, merchant id, signature. An error response or None."""
+    bad_cert = _client_cert_problem()
+    if bad_cert is not None:
+        return bad_cert
     if data is None:
         return pay_fail("XML_ERROR", "输入xml参数格式错误", communication=True)
     if data.get("mch_id") != current_app.config["WECHAT_MCH_ID"]:

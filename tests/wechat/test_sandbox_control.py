@@ -193,7 +193,7 @@ def test_same_billno_through_the_other_api_is_fatal(sandbox_app, wechat_sandbox)
 
 def test_concurrent_sends_of_one_billno_pay_once(make_app, sandbox_config, wechat_sandbox, db):
     billno, results = new_billno(), []
-    apps = [make_app(**sandbox_config) for _ in range(2)]
+    apps = [make_app(**{**sandbox_config, "WECHAT_PAY_TIMEOUT": 10.0}) for _ in range(2)]  # load is not the test
     barrier = threading.Barrier(8)
 
     def worker(app):

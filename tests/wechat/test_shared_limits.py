@@ -16,6 +16,8 @@ from app.extensions import redis, wechat
 from app.wechat import PayOutcome
 from tests.fixtures.sandbox import new_billno
 
+# Timeouts are not what these tests are about: a loaded CI machine must not turn a slow reply into one.
+SLOW_OK = {"WECHAT_TIMEOUT": 10.0, "WECHAT_PAY_TIMEOUT": 10.0}
 CHILD = """
 import json, os, sys, time
 from app import create_app
@@ -75,9 +77,9 @@ def collect(procs):
 
 # --- pay call rate -------------------------------------------------------------------------------
 def test_without_our_limiter_the_sandbox_answers_freq_limit(make_app, sandbox_config, wechat_sandbox, db):
-    """The control: WeChat (the sandbox, here at 10 calls/s) does refuse a burst."""
-    wechat_sandbox.configure(pay_rate_limit=10)
-    apps = [make_app(**sandbox_config, WECHAT_PAY_RATE_LIMIT=1000) for _ in range(2)]
+    """The control: WeChat (the sandbox, here at 5 calls/s) does refuse a burst."""
+    wechat_sandbox.configure(pay_rate_limit=5)
+    apps = [make_app(**{**sandbox_config, **SLOW_OK}, WECHAT_PAY_RATE_LIMIT=1000) for _ in range(2)]
 
     codes, _elapsed = run_in_threads(apps, 4, 4, lambda: wechat.get_hb_info(new_billno()).code)
 
@@ -86,8 +88,9 @@ def test_without_our_limiter_the_sandbox_answers_freq_limit(make_app, sandbox_co
 
 
 def test_limiter_is_shared_by_apps_and_threads(make_app, sandbox_config, wechat_sandbox, db):
-    wechat_sandbox.configure(pay_rate_limit=20)
-    apps = [make_app(**sandbox_config, WECHAT_PAY_RATE_LIMIT=10, WECHAT_PAY_RATE_WAIT=60) for _ in range(3)]
+    wechat_sandbox.configure(pay_rate_limit=30)  # WeChat's; ours at 10 leaves room for a loaded machine
+    apps = [make_app(**{**sandbox_config, **SLOW_OK}, WECHAT_PAY_RATE_LIMIT=10, WECHAT_PAY_RATE_WAIT=60)
+            for _ in range(3)]
 
     codes, elapsed = run_in_threads(apps, 3, 3, lambda: wechat.get_hb_info(new_billno()).code)
 
@@ -97,11 +100,11 @@ def test_limiter_is_shared_by_apps_and_threads(make_app, sandbox_config, wechat_
 
 @pytest.mark.slow
 def test_limiter_is_shared_across_processes(make_app, sandbox_config, wechat_sandbox, db, subprocess_env):
-    wechat_sandbox.configure(pay_rate_limit=20)
+    wechat_sandbox.configure(pay_rate_limit=30)
     start_at, procs = children(subprocess_env, sandbox_config,
                                [["pay", *[new_billno() for _ in range(10)]] for _ in range(2)],
                                WECHAT_PAY_RATE_LIMIT="10")
-    app = make_app(**sandbox_config, WECHAT_PAY_RATE_LIMIT=10, WECHAT_PAY_RATE_WAIT=60)
+    app = make_app(**{**sandbox_config, **SLOW_OK}, WECHAT_PAY_RATE_LIMIT=10, WECHAT_PAY_RATE_WAIT=60)
     with app.app_context():
         while time.time() < start_at:
             time.sleep(0.01)
@@ -138,7 +141,7 @@ def test_limit_is_per_merchant(make_app, sandbox_config, wechat_sandbox, db):
 # --- access token refresh -------------------------------------------------------------------------
 def test_many_threads_fetch_the_token_once_even_when_wechat_is_slow(make_app, sandbox_config, wechat_sandbox, db):
     wechat_sandbox.configure(token_delay=0.5)
-    apps = [make_app(**sandbox_config) for _ in range(4)]
+    apps = [make_app(**{**sandbox_config, **SLOW_OK}) for _ in range(4)]
 
     tokens, _elapsed = run_in_threads(apps, 2, 4, wechat.access_token)
 
@@ -154,7 +157,7 @@ def test_refresh_before_expiry_is_done_once_while_the_old_token_serves(make_app,
     entry["expires_at"] = time.time() + 120  # inside the refresh margin, still valid
     redis.conn.set(key, json.dumps(entry))
     wechat_sandbox.configure(token_delay=0.5)
-    apps = [make_app(**sandbox_config) for _ in range(3)]
+    apps = [make_app(**{**sandbox_config, **SLOW_OK}) for _ in range(3)]
 
     tokens, elapsed = run_in_threads(apps, 1, 4, wechat.access_token)
 
@@ -178,7 +181,7 @@ def test_token_fetch_failure_releases_the_lock(make_app, sandbox_config, sandbox
 def test_token_fetched_once_across_processes(make_app, sandbox_config, wechat_sandbox, db, subprocess_env):
     wechat_sandbox.configure(token_delay=0.3)
     start_at, procs = children(subprocess_env, sandbox_config, [["token"], ["token"], ["token"]])
-    app = make_app(**sandbox_config)
+    app = make_app(**{**sandbox_config, **SLOW_OK})
     with app.app_context():
         while time.time() < start_at:
             time.sleep(0.01)
