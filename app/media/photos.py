@@ -107,6 +107,29 @@ def make_display_copy(photo_id: int) -> str:
     return "done"
 
 
+def ensure_display_copies(photos) -> int:
+    """For a job about to hand display URLs out (moderation's media check): make any display copy
+    still pending, now, inside the caller's transaction (flush only; the caller commits). The
+    `photo.display` jobs for them then find nothing to do. Returns how many were made."""
+    from sqlalchemy import delete
+
+    from app.extensions import db
+    from app.media.models import PendingDisplayCopy
+
+    photos = list(photos)
+    pending = pending_display_ids(p.id for p in photos)
+    storage = get_storage()
+    for photo in photos:
+        if photo.id in pending:
+            with storage.open(photo.original_key) as original:
+                display, _size = display_copy(original)
+            storage.put(photo.display_key, display, OUTPUT_MIME)
+    if pending:
+        db.session.execute(delete(PendingDisplayCopy).where(PendingDisplayCopy.photo_id.in_(pending)))
+        db.session.flush()
+    return len(pending)
+
+
 def pending_display_ids(photo_ids) -> set[int]:
     """Which of these photos still wait for their display copy."""
     from sqlalchemy import select

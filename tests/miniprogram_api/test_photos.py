@@ -149,3 +149,18 @@ def test_failed_commit_removes_the_stored_files(mp_app, login, monkeypatch):
     assert answer.status_code == 500
     assert stored_files(mp_app) == before
     assert db.session.scalars(select(Photo)).all() == []
+
+
+def test_display_copies_can_be_forced_before_urls_are_handed_out(mp_app, login, run_jobs):
+    from app.media.photos import ensure_display_copies, make_display_copy, pending_display_ids, photo_urls
+
+    resident = login()
+    ids = [resident.photo_id(), resident.photo_id()]
+    photos = [db.session.get(Photo, i) for i in ids]
+    assert pending_display_ids(ids) == set(ids)
+    assert ensure_display_copies(photos) == 2
+    db.session.commit()
+    assert pending_display_ids(ids) == set() and ensure_display_copies(photos) == 0
+    assert make_display_copy(ids[0]) == "skipped"
+    for photo in photos:
+        assert fetch(resident, photo_urls(photo.display_key, photo.thumb_key)["url"]).size == (640, 480)
