@@ -210,3 +210,17 @@ def test_another_residents_tip_is_404_everywhere(login):
     assert bob.post(f"/tips/{tip_id}/withdraw").status_code == 404
     assert bob.get("/tips").get_json()["items"] == []
     assert db.session.get(Tip, tip_id).status == "received"
+
+
+def test_intake_job_runs_after_commit_and_moves_the_tip_on(login, run_jobs):
+    """Interface 5: the tip.intake outbox message reaches moderation.intake.process_tip."""
+    resident = login()
+    tip_id = resident.submit().get_json()["id"]
+    db.session.rollback()
+    run_jobs(["intake"])
+    db.session.rollback()
+    assert db.session.get(Tip, tip_id).status != "received"
+    done = db.session.scalars(select(OutboxMessage.status).where(OutboxMessage.topic == "tip.intake")).all()
+    assert done == ["done"]
+    detail = resident.get(f"/tips/{tip_id}").get_json()
+    assert detail["photos"][0]["url"] != detail["photos"][0]["thumb_url"]  # display copy made
