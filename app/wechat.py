@@ -14,6 +14,7 @@ import enum
 import hashlib
 import json
 import logging
+import os
 import secrets
 import threading
 import time
@@ -605,8 +606,6 @@ class WeChatGateway:
     def _missing_cert(self) -> str | None:
         """The merchant certificate setting whose file cannot be read (nothing is sent then: requests
         would raise a bare OSError, and WeChat refuses red packets without the client certificate)."""
-        import os
-
         cfg = self._cfg()
         for name in ("WECHAT_PAY_CERT", "WECHAT_PAY_KEY_FILE"):
             path = cfg.get(name)

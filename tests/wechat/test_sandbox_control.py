@@ -168,6 +168,15 @@ def test_config_refuses_bad_settings(wechat_sandbox, body):
     assert requests.post(f"{wechat_sandbox.url}/__sandbox__/config", json=body, timeout=5).status_code == 400
 
 
+def test_gethbinfo_window_is_30_days(sandbox_app, wechat_sandbox):
+    billno = new_billno()
+    send(billno)
+    wechat_sandbox.advance(24 * 29)
+    assert wechat.get_hb_info(billno).status == "REFUND"
+    wechat_sandbox.advance(24 * 2)
+    assert wechat.get_hb_info(billno).code == "NOT_FOUND"
+
+
 # --- per-billno state --------------------------------------------------------------------------------
 @pytest.mark.parametrize("change", [{"openid": "oSomeoneElse"}, {"amount": 151}, {"wishing": "新年快乐"}])
 def test_same_billno_other_parameters_is_fatal(sandbox_app, wechat_sandbox, change):
