@@ -29,7 +29,7 @@ def _wire_steps():
     from app.tips import register_acceptance_step
 
     register_acceptance_step(10, "hazard", route_tip)
-    register_periodic(Periodic(id="hazards.sla_sweep", func="app.hazards.sla.flag_overdue", every=60.0, inline=True))
+    register_periodic(Periodic(id="hazards.sla_sweep", func="app.hazards.sla.sweep_overdue", every=60.0))
 
 
 def _register_blueprints(app):
