@@ -3,18 +3,62 @@
 Names carry an "Mp" prefix so the OpenAPI components stay unique beside the staff and department
 schemas. The same schemas validate requests and generate /api/openapi.json.
 """
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, fields, validate
+from marshmallow import Schema as _Schema
 
 from app.geo.coords import COORD_SYSTEMS
 from app.models.tip import TIP_STATUSES
 
 MAX_DESCRIPTION = 500
 MAX_PHOTOS = 9
+# Field messages a resident may read, in Chinese (marshmallow's defaults are English).
+FIELD_MESSAGES = {
+    "required": "必填",
+    "null": "不能为空",
+    "invalid": "格式不正确",
+    "type": "格式不正确",
+    "special": "数值无效",
+    "too_large": "数值过大",
+    "invalid_utf8": "不是有效的 UTF-8 文本",
+}
+
+
+class Schema(_Schema):
+    """marshmallow Schema with Chinese field messages."""
+
+    error_messages = {"unknown": "未知字段", "type": "格式不正确"}
+
+    def on_bind_field(self, field_name, field_obj):
+        for target in (field_obj, getattr(field_obj, "inner", None)):  # List items too
+            if target is not None:
+                target.error_messages = {**target.error_messages,
+                                         **{k: v for k, v in FIELD_MESSAGES.items() if k in target.error_messages}}
+        super().on_bind_field(field_name, field_obj)
+
+
+def length(min=None, max=None):
+    if min is not None and max is not None:
+        message = f"长度应为 {min}–{max} 个字符" if min else f"不能超过 {max} 个字符"
+    elif max is not None:
+        message = f"不能超过 {max} 个字符"
+    else:
+        message = f"至少 {min} 个字符"
+    return validate.Length(min=min, max=max, error=message)
+
+
+def one_of(choices):
+    return validate.OneOf(choices, error="可选值：" + "、".join(choices))
+
+
+def in_range(low, high):
+    return validate.Range(low, high, error=f"应在 {low} 到 {high} 之间")
+
+
 REWARD_STATUSES = ("reserved", "sending", "sent", "claimed", "refunded", "failed", "manual_review")
 
 
 class MpLoginSchema(Schema):
-    code = fields.String(required=True, validate=validate.Length(min=1, max=128),
+    code = fields.String(required=True, validate=length(1, 128),
                          metadata={"description": "wx.login 得到的 code"})
 
 
@@ -60,18 +104,18 @@ class MpPhotoSchema(Schema):
 
 
 class MpLocationSchema(Schema):
-    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(-90, 90))
-    lng = fields.Float(required=True, allow_nan=False, validate=validate.Range(-180, 180))
-    coord = fields.String(load_default="gcj02", validate=validate.OneOf(COORD_SYSTEMS))
-    address = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=255))
+    lat = fields.Float(required=True, allow_nan=False, validate=in_range(-90, 90))
+    lng = fields.Float(required=True, allow_nan=False, validate=in_range(-180, 180))
+    coord = fields.String(load_default="gcj02", validate=one_of(COORD_SYSTEMS))
+    address = fields.String(allow_none=True, load_default=None, validate=length(max=255))
 
 
 class MpTipCreateSchema(Schema):
-    category = fields.String(required=True, validate=validate.Length(min=1, max=48))
-    description = fields.String(load_default="", validate=validate.Length(max=MAX_DESCRIPTION))
+    category = fields.String(required=True, validate=length(1, 48))
+    description = fields.String(load_default="", validate=length(max=MAX_DESCRIPTION))
     location = fields.Nested(MpLocationSchema, required=True)
-    photo_ids = fields.List(fields.Integer(strict=True, validate=validate.Range(min=1, max=2 ** 31 - 1)),
-                            required=True, validate=validate.Length(min=1, max=MAX_PHOTOS))
+    photo_ids = fields.List(fields.Integer(strict=True, validate=in_range(1, 2 ** 31 - 1)),
+                            required=True, validate=validate.Length(1, MAX_PHOTOS, error=f"请上传 1–{MAX_PHOTOS} 张照片"))
 
 
 class MpIdempotencyHeaderSchema(Schema):
@@ -80,7 +124,7 @@ class MpIdempotencyHeaderSchema(Schema):
 
     idempotency_key = fields.String(
         required=True, data_key="Idempotency-Key",
-        validate=[validate.Length(min=8, max=128), validate.Regexp(r"^[\x21-\x7e]+$")],
+        validate=[length(8, 128), validate.Regexp(r"^[\x21-\x7e]+$", error="只能包含可见的 ASCII 字符")],
         metadata={"description": "客户端为每次报料生成的唯一值（如 UUID），重试时保持不变"})
 
 
@@ -122,7 +166,7 @@ class MpLocationOutSchema(Schema):
 
 class MpTipSchema(Schema):
     id = fields.Integer(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(TIP_STATUSES))
+    status = fields.String(required=True, validate=one_of(TIP_STATUSES))
     status_label = fields.String(required=True)
     category = fields.String(required=True)
     category_name = fields.String(allow_none=True)
@@ -141,9 +185,9 @@ class MpTipDetailSchema(MpTipSchema):
 
 
 class MpTipListArgsSchema(Schema):
-    status = fields.String(validate=validate.OneOf(TIP_STATUSES))
-    cursor = fields.String(validate=validate.Length(max=32))
-    limit = fields.Integer(load_default=20, validate=validate.Range(1, 50))
+    status = fields.String(validate=one_of(TIP_STATUSES))
+    cursor = fields.String(validate=length(max=32))
+    limit = fields.Integer(load_default=20, validate=in_range(1, 50))
 
 
 class MpTipListSchema(Schema):
@@ -160,8 +204,8 @@ class MpRewardSchema(Schema):
 
 
 class MpRewardListArgsSchema(Schema):
-    cursor = fields.String(validate=validate.Length(max=64))
-    limit = fields.Integer(load_default=20, validate=validate.Range(1, 50))
+    cursor = fields.String(validate=length(max=64))
+    limit = fields.Integer(load_default=20, validate=in_range(1, 50))
 
 
 class MpRewardListSchema(Schema):
@@ -170,10 +214,10 @@ class MpRewardListSchema(Schema):
 
 
 class MpNearbyArgsSchema(Schema):
-    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(-90, 90))
-    lng = fields.Float(required=True, allow_nan=False, validate=validate.Range(-180, 180))
-    coord = fields.String(load_default="gcj02", validate=validate.OneOf(COORD_SYSTEMS))
-    category = fields.String(required=True, validate=validate.Length(min=1, max=48))
+    lat = fields.Float(required=True, allow_nan=False, validate=in_range(-90, 90))
+    lng = fields.Float(required=True, allow_nan=False, validate=in_range(-180, 180))
+    coord = fields.String(load_default="gcj02", validate=one_of(COORD_SYSTEMS))
+    category = fields.String(required=True, validate=length(1, 48))
 
 
 class MpNearbyHazardSchema(Schema):

@@ -16,6 +16,14 @@ def count(model):
     return db.session.scalar(select(func.count()).select_from(model))
 
 
+def flat_messages(value):
+    if isinstance(value, dict):
+        return [m for v in value.values() for m in flat_messages(v)]
+    if isinstance(value, list):
+        return [m for v in value for m in flat_messages(v)]
+    return [value]
+
+
 def intake_messages():
     return db.session.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.topic == "tip.intake"))
 
@@ -90,6 +98,8 @@ def test_missing_or_bad_idempotency_key_is_refused(login):
     ({"location": {"lat": 91, "lng": 113.7}}, "location", "validation_error"),
     ({"location": {"lat": 23.0, "lng": 113.7, "coord": "bd09"}}, "location", "validation_error"),
     ({"location": None}, "location", "validation_error"),
+    ({"surprise": 1}, "surprise", "validation_error"),
+    ({"category": None}, "category", "validation_error"),
 ])
 def test_validation_with_chinese_messages(login, change, field, code):
     resident = login()
@@ -99,6 +109,7 @@ def test_validation_with_chinese_messages(login, change, field, code):
     error = answer.get_json()["error"]
     assert error["code"] == code and field in error["fields"]
     assert not error["message"].isascii()
+    assert all(not message.isascii() for message in flat_messages(error["fields"][field])), error["fields"]
     assert count(Tip) == 0 and intake_messages() == 0
     assert db.session.scalar(select(func.count(Photo.id)).where(Photo.tip_id.isnot(None))) == 0
 
