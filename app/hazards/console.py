@@ -29,6 +29,15 @@ MOVE_FORMS = {
 }
 
 
+def _list_page(title, rows, next_cursor=None, **extra):
+    from app.hazards.catalogue import list_categories
+
+    names = {c.code: c.name for c in list_categories(active=None)}
+    context = {"status": None, "statuses": (), "departments": [], "department": None, **extra}
+    return render_template("console/hazards/list.html", title=title, rows=rows, next_cursor=next_cursor,
+                           labels=STATUS_LABELS, status_label=status_label, category_names=names, **context)
+
+
 def _scope(user) -> str | None:
     """Supervisors see every department; department staff only their own."""
     if user.has_role("supervisor"):
@@ -44,27 +53,21 @@ def index():
     department = _scope(user) or (request.args.get("department") or None)
     rows, next_cursor = list_hazards(department=department, status=status, grid=request.args.get("grid") or None,
                                      cursor=request.args.get("cursor") or None, limit=50)
-    return render_template("console/hazards/list.html", title="工单", rows=rows, next_cursor=next_cursor,
-                           status=status, statuses=HAZARD_STATUSES, labels=STATUS_LABELS,
-                           departments=list_departments() if _scope(user) is None else [],
-                           department=department, status_label=status_label)
+    return _list_page("工单", rows, next_cursor, status=status, statuses=HAZARD_STATUSES, department=department,
+                      departments=list_departments() if _scope(user) is None else [])
 
 
 @bp.get("/returned")
 @console_required("supervisor")
 def returned():
     rows, _ = list_hazards(status="returned", limit=100)
-    return render_template("console/hazards/list.html", title="退回待改派", rows=rows, next_cursor=None,
-                           status="returned", statuses=(), labels=STATUS_LABELS, departments=[],
-                           department=None, status_label=status_label)
+    return _list_page("退回待改派", rows, status="returned")
 
 
 @bp.get("/overdue")
 @console_required("supervisor")
 def overdue():
-    return render_template("console/hazards/list.html", title="超时督办", rows=list_overdue(), next_cursor=None,
-                           status="overdue", statuses=(), labels=STATUS_LABELS, departments=[],
-                           department=None, status_label=status_label)
+    return _list_page("超时督办", list_overdue(), status="overdue")
 
 
 @bp.get("/<int:hazard_id>")
