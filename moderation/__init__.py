@@ -14,6 +14,10 @@ def init_app(app):
     app.config.setdefault("MODERATION_MANY_TIPS_TODAY", 5)
 
     console.init_app(app)  # moderation owns the console shell; other areas add pages to it
+    from moderation.console_views import bp as review_console_bp
+
+    app.register_blueprint(review_console_bp)
+    console.register_console_page("review_console.queue_page", "审核队列", ["moderator", "supervisor"], order=10)
     api.register_blueprint(staff_bp)
     register_periodic(Periodic(id="moderation.media_results", func="moderation.intake.sweep_media_results",
                                every=5.0, inline=True))
