@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from typing import BinaryIO
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from app.errors import Conflict, NotFound, Unprocessable
 from app.extensions import db
@@ -175,3 +176,32 @@ def withdraw_tip(resident_id: int, tip_id: int) -> Tip:
 def count_unattached_photos(resident_id: int) -> int:
     return db.session.scalar(select(func.count(Photo.id)).where(Photo.resident_id == resident_id,
                                                                  Photo.tip_id.is_(None)))
+
+
+# --- housekeeping -----------------------------------------------------------------------------
+
+ORPHAN_PHOTO_AGE = timedelta(hours=24)
+
+
+def purge_orphan_photos(now=None, limit: int = 500) -> int:
+    """Periodic: photos a resident uploaded but never put in a tip, older than a day, go (row
+    first, then files; a file delete that fails only leaves an unreachable object)."""
+    cutoff = (now or utcnow()) - ORPHAN_PHOTO_AGE
+    rows = db.session.execute(
+        select(Photo.id, Photo.original_key, Photo.display_key, Photo.thumb_key)
+        .where(Photo.tip_id.is_(None), Photo.resident_id.isnot(None), Photo.created_at < cutoff)
+        .order_by(Photo.id).limit(limit)
+    ).all()
+    if not rows:
+        db.session.rollback()
+        return 0
+    ids = [row.id for row in rows]
+    # Compare-and-set again: a photo claimed by a tip since the select stays.
+    deleted = db.session.execute(
+        delete(Photo).where(Photo.id.in_(ids), Photo.tip_id.is_(None)).returning(Photo.id)).scalars().all()
+    db.session.commit()
+    gone = set(deleted)
+    for row in rows:
+        if row.id in gone:
+            delete_photo_files([row.original_key, row.display_key, row.thumb_key])
+    return len(gone)

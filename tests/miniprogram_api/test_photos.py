@@ -164,3 +164,29 @@ def test_display_copies_can_be_forced_before_urls_are_handed_out(mp_app, login, 
     assert make_display_copy(ids[0]) == "skipped"
     for photo in photos:
         assert fetch(resident, photo_urls(photo.display_key, photo.thumb_key)["url"]).size == (640, 480)
+
+
+def test_photos_never_used_in_a_tip_are_purged_after_a_day(mp_app, login):
+    from datetime import timedelta
+
+    from app.models.base import utcnow
+    from miniprogram_api.intake import purge_orphan_photos
+    from tests.miniprogram_api.conftest import tip_body
+
+    resident = login()
+    used, orphan, fresh = resident.photo_id(), resident.photo_id(), resident.photo_id()
+    assert resident.submit(tip_body([used])).status_code == 201
+    old = utcnow() - timedelta(hours=25)
+    from sqlalchemy import update
+
+    db.session.execute(update(Photo).where(Photo.id.in_([used, orphan])).values(created_at=old))
+    db.session.commit()
+    orphan_keys = db.session.get(Photo, orphan)
+    keys = [orphan_keys.original_key, orphan_keys.thumb_key]
+    root = Path(mp_app.config["MEDIA_STORAGE"])
+    assert all((root / key).exists() for key in keys)
+    assert purge_orphan_photos() == 1
+    assert db.session.get(Photo, orphan) is None
+    assert db.session.get(Photo, used) is not None and db.session.get(Photo, fresh) is not None
+    assert not any((root / key).exists() for key in keys)
+    assert purge_orphan_photos() == 0
