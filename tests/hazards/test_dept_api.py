@@ -187,3 +187,13 @@ def test_no_reporter_identity_in_anything_a_department_reads(hz, client):
         assert "resident" not in text and "openid" not in text
         assert f'"tip_id": {tip.id}' not in text and "tip_id" not in text
     assert hz.db.session.get(Tip, tip.id).hazard_id == hazard.id
+
+
+def test_dept_key_list_and_revoke_commands(hz, client, flask_cli):
+    headers = hz.dept_key("fire")
+    prefix = headers["X-Api-Key"][:12]
+    listed = flask_cli("dept-key", "list", "--department", "fire").stdout
+    assert prefix in listed and "active" in listed and headers["X-Api-Key"] not in listed
+    assert "1 key(s) revoked" in flask_cli("dept-key", "revoke", prefix + "…").stdout
+    assert flask_cli("dept-key", "revoke", prefix, check=False).returncode == 1  # already revoked
+    assert client.get("/api/dept/v1/tickets", headers=headers).status_code == 401

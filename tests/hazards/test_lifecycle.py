@@ -274,3 +274,26 @@ def test_a_reroute_racing_a_department_ack_leaves_one_consistent_outcome(hz, app
     hazard = hz.db.session.get(Hazard, hazard_id)
     winner = next(k for k, v in results.items() if v == "ok")
     assert hazard.department.code == winner and hazard.status == "dispatched"
+
+
+def test_sweep_and_overdue_commands(hz, flask_cli, ticket):
+    hz.db.session.execute(Hazard.__table__.update().where(Hazard.id == ticket.id)
+                          .values(due_at=utcnow() - timedelta(hours=2)))
+    hz.db.session.commit()
+    assert "1 ticket(s) newly overdue" in flask_cli("hazards", "sweep-sla").stdout
+    listed = flask_cli("hazards", "overdue").stdout
+    assert f"#{ticket.id}\tfire\t已分拨" in listed
+
+
+def test_without_auto_dispatch_a_new_ticket_waits_for_a_supervisor(hz, make_app):
+    other = make_app(HAZARD_AUTO_DISPATCH=False)
+    with other.app_context():
+        from app.extensions import db
+        from tests.hazards.conftest import Helpers
+
+        helpers = Helpers(db)
+        hazard, _ = helpers.new_hazard(0)
+        assert hazard.status == "reported"
+        assert transition_hazard(hazard.id, "dispatched", SUPERVISOR).status == "dispatched"
+        db.session.commit()
+        db.session.remove()
