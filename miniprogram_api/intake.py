@@ -173,11 +173,6 @@ def withdraw_tip(resident_id: int, tip_id: int) -> Tip:
     return tip
 
 
-def count_unattached_photos(resident_id: int) -> int:
-    return db.session.scalar(select(func.count(Photo.id)).where(Photo.resident_id == resident_id,
-                                                                 Photo.tip_id.is_(None)))
-
-
 # --- housekeeping -----------------------------------------------------------------------------
 
 ORPHAN_PHOTO_AGE = timedelta(hours=24)
