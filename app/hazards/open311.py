@@ -2,7 +2,8 @@
 
 For civic dashboards that already speak Open311. A "service" is a hazard category; a "request" is
 a ticket (not a tip), so no reporter identity can appear: the view is built from the ticket alone.
-Coordinates are WGS-84, as the spec expects. Only JSON is served.
+Coordinates are WGS-84, as the spec expects. Only JSON is served. The endpoints are public, so
+each is limited per client address (OPEN311_LIMIT); errors use the project's one error shape.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from flask import Blueprint, jsonify, request
 from sqlalchemy import select
 
 from app.errors import NotFound, Unprocessable
-from app.extensions import db
+from app.extensions import db, limiter
 from app.hazards.catalogue import list_categories
 from app.hazards.lifecycle import status_label
 from app.hazards.models import OPEN_HAZARD_STATUSES, Category, Hazard
@@ -20,9 +21,11 @@ from app.hazards.queries import iso, tip_photos
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 DEFAULT_PAGE, MAX_PAGE = 50, 200
+OPEN311_LIMIT = "120/minute"
 
 
 @bp.get("/services.json")
+@limiter.limit(OPEN311_LIMIT)
 def services():
     return jsonify([{
         "service_code": c.code,
@@ -36,6 +39,7 @@ def services():
 
 
 @bp.get("/requests.json")
+@limiter.limit(OPEN311_LIMIT)
 def requests_list():
     args = request.args
     query = select(Hazard)
@@ -72,6 +76,7 @@ def requests_list():
 
 
 @bp.get("/requests/<int:hazard_id>.json")
+@limiter.limit(OPEN311_LIMIT)
 def request_detail(hazard_id):
     hazard = db.session.get(Hazard, hazard_id)
     if hazard is None:

@@ -114,3 +114,10 @@ def test_staff_transition_with_department_photos(hz, client):
     reply = client.post(f"/api/staff/v1/hazards/{hazard.id}/transition",
                         json={"to": "resolved", "note": "现场已整改", "photo_ids": [photo]}, headers=firefighter)
     assert reply.status_code == 200 and [p["id"] for p in reply.json["resolution_photos"]] == [photo]
+
+
+def test_open311_is_rate_limited_per_client(hz, client):
+    codes = [client.get("/open311/v2/services.json").status_code for _ in range(121)]
+    assert codes[:120] == [200] * 120 and codes[120] == 429
+    reply = client.get("/open311/v2/requests.json")
+    assert reply.status_code == 200  # each endpoint has its own budget
