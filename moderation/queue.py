@@ -60,9 +60,7 @@ def claim_next(staff: StaffUser) -> Tip | None:
     record_audit("review.claim", "tip", tip_id, actor=staff, after={"claimed_by": staff.id,
                                                                     "lease_until": until.isoformat()})
     db.session.commit()
-    tip = db.session.get(Tip, tip_id)
-    db.session.refresh(tip)
-    return tip
+    return db.session.get(Tip, tip_id)  # expired by the commit: loads the claimed row afresh
 
 
 def _take_next(staff_id: int, now, until) -> int | None:
