@@ -127,7 +127,7 @@ class HazardTip(TimestampMixin, db.Model):
 class HazardEvent(db.Model):
     """The ticket's history; each row is one webhook event (`uid` is the event id receivers dedup on).
 
-    kind: created | status | tip_added | rerouted | overdue. actor_type: staff | department | system.
+    kind: created | status | tip_added | tip_removed | rerouted | overdue. actor_type: staff | department | system.
     """
 
     __tablename__ = "hazard_events"

@@ -107,6 +107,29 @@ def attach_duplicate_tip(tip: Tip, hazard_id: int) -> Hazard:
     return hazard
 
 
+def detach_tip(tip: Tip) -> int | None:
+    """Take a tip off its ticket (moderation reversed the decision that put it there); returns the
+    ticket id it was on. The ticket itself stays: it may have other tips, and its history is kept."""
+    link = db.session.scalar(select(HazardTip).where(HazardTip.tip_id == tip.id))
+    tip.hazard_id = None
+    if link is None:
+        return None
+    hazard_id = link.hazard_id
+    db.session.delete(link)
+    _count_tip(hazard_id, -1)
+    db.session.flush()
+    hazard = db.session.get(Hazard, hazard_id)
+    db.session.refresh(hazard)
+    record_hazard_event(hazard, "tip_removed", None, to_status=hazard.status)
+    return hazard_id
+
+
+def _count_tip(hazard_id: int, delta: int) -> None:
+    db.session.execute(update(Hazard).where(Hazard.id == hazard_id)
+                       .values(tip_count=Hazard.tip_count + delta, updated_at=utcnow())
+                       .execution_options(synchronize_session=False))
+
+
 def linked_tip_ids(hazard_id: int) -> list[tuple[int, str]]:
     """(tip_id, relation) of every tip on the ticket, oldest first."""
     rows = db.session.execute(select(HazardTip.tip_id, HazardTip.relation)
@@ -117,12 +140,17 @@ def linked_tip_ids(hazard_id: int) -> list[tuple[int, str]]:
 def _link(hazard: Hazard, tip: Tip, relation: str, *, first_valid: bool) -> HazardTip:
     from app.hazards.lifecycle import status_label
 
-    link = HazardTip(hazard_id=hazard.id, tip_id=tip.id, relation=relation, first_valid=first_valid)
-    db.session.add(link)
+    link = db.session.scalar(select(HazardTip).where(HazardTip.tip_id == tip.id))
+    if link is None:
+        link = HazardTip(hazard_id=hazard.id, tip_id=tip.id, relation=relation, first_valid=first_valid)
+        db.session.add(link)
+        _count_tip(hazard.id, +1)
+    else:  # recorded before as a duplicate, the decision reversed, now decided again
+        if link.hazard_id != hazard.id:
+            _count_tip(link.hazard_id, -1)
+            _count_tip(hazard.id, +1)
+        link.hazard_id, link.relation, link.first_valid = hazard.id, relation, first_valid
     tip.hazard_id = hazard.id
-    db.session.execute(update(Hazard).where(Hazard.id == hazard.id)
-                       .values(tip_count=Hazard.tip_count + 1, updated_at=utcnow())
-                       .execution_options(synchronize_session=False))
     db.session.flush()
     db.session.refresh(hazard)
     if relation != "origin":  # the origin tip's timeline gets the dispatch step itself

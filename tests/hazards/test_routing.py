@@ -166,3 +166,30 @@ def test_two_approvals_of_the_same_hazard_at_once_open_one_ticket(hz, app):
     assert errors == [] and len(answers) == 2
     assert answers[0] == answers[1]
     assert hz.db.session.scalar(select(func.count(Hazard.id))) == 1
+
+
+def test_a_duplicate_decision_reversed_then_approved_moves_the_link(hz):
+    from app.hazards.tickets import detach_tip
+
+    hazard, _ = hz.new_hazard(0)
+    tip = hz.tip(hazard.lat + 0.02, hazard.lng)  # far away: approved on its own it opens a new ticket
+    tip.status = "duplicate"
+    attach_duplicate_tip(tip, hazard.id)
+    hz.db.session.commit()
+    tip.status = "pending_review"  # moderation reversed the duplicate decision
+    hz.db.session.commit()
+    answer = hz.approve(tip)
+    assert answer["hazard"]["id"] != hazard.id
+    hz.db.session.refresh(hazard)
+    assert hazard.tip_count == 1
+    link = hz.db.session.scalar(select(HazardTip).where(HazardTip.tip_id == tip.id))
+    assert (link.hazard_id, link.relation, link.first_valid) == (answer["hazard"]["id"], "origin", True)
+    new = hz.db.session.get(Hazard, answer["hazard"]["id"])
+    assert new.tip_count == 1
+    # and taken off again: the ticket stays with its history, the tip points nowhere
+    assert detach_tip(tip) == new.id
+    hz.db.session.commit()
+    hz.db.session.refresh(new)
+    assert new.tip_count == 0 and hz.db.session.get(Tip, tip.id).hazard_id is None
+    assert hz.db.session.scalar(select(HazardEvent.kind).order_by(HazardEvent.id.desc())) == "tip_removed"
+    assert detach_tip(tip) is None
