@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from app.errors import NotFound, Unprocessable
 from app.extensions import db
@@ -53,8 +53,9 @@ def list_hazards(*, department: str | None = None, status: str | None = None, gr
     if status:
         statuses = OPEN_HAZARD_STATUSES if status == "open" else tuple(s for s in status.split(",") if s)
         query = query.where(Hazard.status.in_(statuses))
-    if grid:
-        query = query.where(Hazard.grid_code == grid)
+    if grid:  # a grid code, or its numeric id
+        query = query.where(or_(Hazard.grid_code == grid, Hazard.grid_id == int(grid)) if grid.isdigit()
+                            else Hazard.grid_code == grid)
     if town:
         query = query.where(Hazard.town_code == town)
     if category:

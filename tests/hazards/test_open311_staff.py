@@ -56,6 +56,7 @@ def test_staff_list_filters_by_department_status_and_grid(hz, client):
     assert get("") == [gas.id, fire.id]
     assert get("?department=fire") == [fire.id]
     assert get(f"?grid={gas.grid_code}") == [gas.id]
+    assert get(f"?grid={gas.grid_id}") == [gas.id]
     assert get("?status=accepted") == []
     assert get("?status=dispatched,accepted") == [gas.id, fire.id]
     assert get("?status=open") == [gas.id, fire.id]
