@@ -30,6 +30,9 @@ def _wire_steps():
 
     register_acceptance_step(10, "hazard", route_tip)
     register_periodic(Periodic(id="hazards.sla_sweep", func="app.hazards.sla.sweep_overdue", every=60.0))
+    from app.hazards.indicators import register_indicators
+
+    register_indicators()
 
 
 def _register_blueprints(app):

@@ -122,3 +122,20 @@ def test_open311_is_rate_limited_per_client(hz, client):
     assert codes[:120] == [200] * 120 and codes[120] == 429
     reply = client.get("/open311/v2/requests.json")
     assert reply.status_code == 200  # each endpoint has its own budget
+
+
+def test_operator_indicators_count_open_overdue_and_failing_webhooks(hz, client):
+    from app.hazards.models import Hazard, WebhookDelivery
+    from app.ops import read_indicators
+
+    hazard, _ = hz.new_hazard(0)
+    hz.new_hazard(9, "lpg_illegal")
+    hz.db.session.execute(Hazard.__table__.update().where(Hazard.id == hazard.id).values(overdue=True))
+    hz.db.session.commit()
+    readings = {r.indicator.name: r for r in read_indicators()}
+    assert readings["hazards_open"].values["dispatched"] == 2 and readings["hazards_open"].values["accepted"] == 0
+    assert readings["hazards_overdue"].values == {"": 1.0} and readings["hazards_overdue"].alerting
+    assert readings["webhook_deliveries_failing"].values == {"": 0.0}
+    assert not hz.db.session.query(WebhookDelivery).count()
+    metrics = client.get("/metrics")  # no METRICS_TOKEN in the test configuration
+    assert metrics.status_code == 200 and "renrenpai_hazards_overdue 1.0" in metrics.get_data(as_text=True)
