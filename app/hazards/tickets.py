@@ -100,9 +100,9 @@ def attach_duplicate_tip(tip: Tip, hazard_id: int) -> Hazard:
     if hazard is None:
         raise NotFound("工单不存在", code="hazard_not_found")
     existing = db.session.scalar(select(HazardTip).where(HazardTip.tip_id == tip.id))
-    if existing is not None:  # decided twice (retry): already recorded
+    if existing is not None and existing.hazard_id == hazard.id:  # decided twice (retry): already recorded
         return hazard
-    _link(hazard, tip, "duplicate", first_valid=False)
+    _link(hazard, tip, "duplicate", first_valid=False)  # (moves a link left by a reversed decision)
     record_hazard_event(hazard, "tip_added", None, to_status=hazard.status)
     return hazard
 

@@ -193,3 +193,17 @@ def test_a_duplicate_decision_reversed_then_approved_moves_the_link(hz):
     assert new.tip_count == 0 and hz.db.session.get(Tip, tip.id).hazard_id is None
     assert hz.db.session.scalar(select(HazardEvent.kind).order_by(HazardEvent.id.desc())) == "tip_removed"
     assert detach_tip(tip) is None
+
+
+def test_a_duplicate_recorded_on_one_ticket_can_be_moved_to_another(hz):
+    a, _ = hz.new_hazard(0)
+    b, _ = hz.new_hazard(30)
+    dup = hz.tip(a.lat, a.lng, status="duplicate")
+    attach_duplicate_tip(dup, a.id)
+    attach_duplicate_tip(dup, b.id)  # reversed, then judged a duplicate of the other ticket
+    hz.db.session.commit()
+    hz.db.session.refresh(a)
+    hz.db.session.refresh(b)
+    assert (a.tip_count, b.tip_count) == (1, 2)
+    assert hz.db.session.scalar(select(HazardTip.hazard_id).where(HazardTip.tip_id == dup.id)) == b.id
+    assert hz.db.session.get(Tip, dup.id).hazard_id == b.id
