@@ -148,10 +148,11 @@ def _check_target(tip: Tip, target) -> dict:
 
 
 def reverse(tip_id: int, supervisor: StaffUser, note: str | None = None) -> Tip:
-    """A supervisor undoes the last decision: the tip goes back to the review queue.
+    """A supervisor undoes the last decision: the tip goes back to the review queue, off any ticket
+    it was put on (app.hazards.tickets.detach_tip; the ticket stays).
 
-    Refused (409) for an approval whose reward is already on its way (reserved money, a ticket the
-    department works on): that is corrected on the ticket and in finance, not by moderation."""
+    Refused (409 reward_exists) for an approval whose reward exists and has not failed: money that
+    is reserved or paid is corrected in finance, not by moderation."""
     if not supervisor.has_role("supervisor"):
         raise Forbidden("只有主管可以撤销审核结果", code="wrong_role")
     tip = _locked_tip(tip_id)
@@ -166,9 +167,11 @@ def reverse(tip_id: int, supervisor: StaffUser, note: str | None = None) -> Tip:
         reward = reward_for_tip(tip.id)
         if reward is not None and reward.get("status") not in ("failed",):
             raise Conflict("该报料已产生奖励，不能撤销受理；如需更正请联系财务处理奖励", code="reward_exists")
-        if tip.hazard_id is not None:
-            raise Conflict("该报料已生成或并入工单，不能撤销受理；请在工单中处理", code="hazard_exists")
     before = _snapshot(tip)
+    if tip.hazard_id is not None:  # off the ticket (which stays, with its history and other tips)
+        from app.hazards.tickets import detach_tip
+
+        detach_tip(tip)
     changed = change_tip_status(tip.id, [tip.status], "pending_review", NOTE_REOPENED, actor_type="staff",
                                 actor_id=supervisor.id, claimed_by=None, lease_until=None, decided_by=None,
                                 decided_at=None, decision_reason=None, decision_message=None,

@@ -181,13 +181,41 @@ def test_release_reassign_and_reverse(client, review):
     assert entry.actor_id == b_id
 
 
-def test_reversing_an_approval_with_a_ticket_is_refused(client, review):
+def test_reversing_an_approval_takes_the_tip_off_its_ticket_unless_a_reward_exists(client, review):
+    from rewards.queries import reward_for_tip
+
+    tip_id = _pending()
+    _claim(client, review["mod_a"])
+    approved = _decide(client, review["mod_a"], tip_id, action="approve", severity=3)
+    assert approved.status_code == 200
+    hazard_id = approved.json["hazard"]["id"]
+    reward = reward_for_tip(tip_id)
+    response = client.post(f"/api/staff/v1/tips/{tip_id}/reverse", json={}, headers=review["boss"])
+    db.session.expire_all()
+    if reward is not None and reward["status"] != "failed":
+        assert response.status_code == 409 and response.json["error"]["code"] == "reward_exists"
+        assert db.session.get(Tip, tip_id).status == "accepted"
+        return
+    assert response.status_code == 200, response.json
+    tip = db.session.get(Tip, tip_id)
+    assert tip.status == "pending_review" and tip.hazard_id is None
+    from app.hazards.tickets import linked_tip_ids
+
+    assert tip_id not in [t for t, _ in linked_tip_ids(hazard_id)]
+
+
+def test_reversing_an_approval_with_a_reward_is_refused(client, review, monkeypatch):
+    import rewards.queries
+
     tip_id = _pending()
     _claim(client, review["mod_a"])
     assert _decide(client, review["mod_a"], tip_id, action="approve", severity=3).status_code == 200
+    monkeypatch.setattr(rewards.queries, "reward_for_tip",
+                        lambda tid: {"id": 1, "amount_fen": 500, "status": "reserved"})
     response = client.post(f"/api/staff/v1/tips/{tip_id}/reverse", json={}, headers=review["boss"])
-    assert response.status_code == 409
-    assert response.json["error"]["code"] in ("hazard_exists", "reward_exists")
+    assert response.status_code == 409 and response.json["error"]["code"] == "reward_exists"
+    assert "财务" in response.json["error"]["message"]
+    db.session.expire_all()
     assert db.session.get(Tip, tip_id).status == "accepted"
 
 
