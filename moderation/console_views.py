@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app.console import console_required, console_user
 from app.errors import AppError, NotFound
 from app.extensions import db
+from app.models.base import utcnow
 from app.models.staff import StaffRole, StaffUser
 from app.models.tip import Tip
 from moderation import decisions, queue
@@ -31,9 +32,13 @@ STATUS_LABELS = {"received": "已接收", "checking": "自动检查中", "pendin
 def queue_page():
     rows, _next = queue.queue_page(limit=100)
     me = console_user()
-    mine = db.session.scalar(select(Tip.id).where(Tip.status == "pending_review", Tip.claimed_by == me.id).limit(1))
-    names = _staff_names({t.claimed_by for t in rows if t.claimed_by})
-    return render_template("console/review_queue.html", rows=rows, mine=mine, names=names,
+    mine = db.session.scalar(select(Tip.id).where(Tip.status == "pending_review", Tip.claimed_by == me.id,
+                                                  Tip.lease_until >= utcnow()).limit(1))
+    now = utcnow()
+    # an expired lease is back in the queue: show no holder for it
+    holders = {t.id: t.claimed_by for t in rows if t.claimed_by and t.lease_until and t.lease_until >= now}
+    names = _staff_names(set(holders.values()))
+    return render_template("console/review_queue.html", rows=rows, mine=mine, names=names, holders=holders,
                            status_labels=STATUS_LABELS)
 
 
