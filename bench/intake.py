@@ -222,6 +222,74 @@ def stop(proc) -> None:
             proc.wait()
 
 
+_CLK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu_seconds(pids) -> float:
+    """utime + stime of these processes and every live descendant (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        children.setdefault(ppid, []).append(pid)
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / _CLK
+    total, stack, seen = 0.0, list(pids), set()
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        total += cpu.get(pid, 0.0)
+        stack.extend(children.get(pid, ()))
+    return total
+
+
+def postgres_backend_pids(url: str) -> list[int]:
+    """Backends serving the bench database (their CPU is part of a tip's cost)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from app.config import normalize_database_url
+
+    parsed = make_url(normalize_database_url(url))
+    if parsed.get_backend_name() != "postgresql":
+        return []
+    engine = create_engine(parsed)
+    with engine.connect() as conn:
+        pids = [row[0] for row in conn.execute(text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"))]
+    engine.dispose()
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds spent by groups of server processes (and this client) during a measured phase.
+    `groups`: name -> callable returning pids (each with its live descendants)."""
+
+    def __init__(self, groups):
+        self.groups = groups if isinstance(groups, dict) else {"server": groups}
+
+    def __enter__(self):
+        self.pids = {name: fn() for name, fn in self.groups.items()}
+        self.start = {name: process_cpu_seconds(pids) for name, pids in self.pids.items()}
+        self.client0 = time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.by_group = {}
+        for name, fn in self.groups.items():
+            pids = set(self.pids[name]) | set(fn())  # a backend that appeared mid-run started at ~0
+            self.by_group[name] = process_cpu_seconds(pids) - self.start[name]
+        self.server = sum(self.by_group.values())
+        self.client = time.process_time() - self.client0
+
+
 def run_clients(count: int, concurrency: int, work) -> tuple[float, dict[str, list[float]]]:
     """Run work(index, session, timings) for index in range(count) on `concurrency` threads."""
     import threading
@@ -342,14 +410,24 @@ def bench_tips_through_gunicorn(photo: Path, tips: int, concurrency: int) -> dic
             run_clients(concurrency * 4, concurrency, bare)
             tokens = [login(10_000 + i, requests.Session(), {}) for i in range(tips)]
 
-            bare_s, bare_t = run_clients(tips, concurrency, bare)
-            full_s, full_t = run_clients(tips, concurrency, lambda i, s, l: full_flow(20_000 + i, s, l))
-            token_s, token_t = run_clients(tips, concurrency, lambda i, s, l: upload_and_tip(i, s, l, tokens[i]))
+            app_pids = {"app": lambda: [app_proc.pid], "sandbox": lambda: [sandbox.pid],
+                        "postgres": lambda: postgres_backend_pids(env["DATABASE_URL"])}
+
+            with CpuMeter(lambda: [bare_proc.pid]) as bare_cpu:
+                bare_s, bare_t = run_clients(tips, concurrency, bare)
+            with CpuMeter(app_pids) as full_cpu:
+                full_s, full_t = run_clients(tips, concurrency, lambda i, s, l: full_flow(20_000 + i, s, l))
+            with CpuMeter(app_pids) as token_cpu:
+                token_s, token_t = run_clients(tips, concurrency, lambda i, s, l: upload_and_tip(i, s, l, tokens[i]))
             bare2_s, _ = run_clients(tips, concurrency, bare)
             results = {
                 "tips": tips, "concurrency": concurrency, "photo_bytes": len(data),
                 "bare_per_s": tips / bare_s, "bare_again_per_s": tips / bare2_s,
                 "full_per_s": tips / full_s, "token_per_s": tips / token_s,
+                "cpu_ms": {name: (meter.server / tips * 1000, meter.client / tips * 1000)
+                           for name, meter in (("bare", bare_cpu), ("full", full_cpu), ("token", token_cpu))},
+                "cpu_groups_ms": {name: {g: v / tips * 1000 for g, v in meter.by_group.items()}
+                                  for name, meter in (("full", full_cpu), ("token", token_cpu))},
                 "latency_ms": {name: (statistics.median(v) * 1000, sorted(v)[int(len(v) * 0.95) - 1] * 1000)
                                for name, v in {**bare_t, **full_t, **{f"{k} (token reused)": v for k, v in token_t.items()}}.items()},
             }
@@ -388,6 +466,15 @@ def print_tips(result: dict) -> None:
         rate = result[key]
         print(f"  {name:28} {rate:6.1f} tips/s  = {rate / bare:.2f} × bare"
               f"  (goal ≥ 0.5 × bare and ≥ 50/s: {'met' if rate >= 0.5 * bare and rate >= 50 else 'NOT met'})")
+    cpu = result["cpu_ms"]
+    print("  server CPU per item (gunicorn workers + sandbox + PostgreSQL backends; not Redis), client CPU:")
+    for name, label in (("bare", "bare upload"), ("full", "login + photo + tip"), ("token", "photo + tip, token reused")):
+        server_ms, client_ms = cpu[name]
+        ratio = cpu["bare"][0] / server_ms if server_ms else float("nan")
+        print(f"    {label:28} {server_ms:6.1f} ms server  {client_ms:5.1f} ms client  -> {2000 / server_ms:6.1f}/s on"
+              f" 2 dedicated cores = {ratio:.2f} × bare")
+        if name in result["cpu_groups_ms"]:
+            print("      " + ", ".join(f"{g} {v:.1f} ms" for g, v in result["cpu_groups_ms"][name].items()))
     print("  latency p50 / p95 (ms):")
     for name, (p50, p95) in result["latency_ms"].items():
         print(f"    {name:28} {p50:7.1f} {p95:7.1f}")
