@@ -89,6 +89,9 @@ def _take(tip_id: int):
             db.session.rollback()
             raise IntakeBusy(f"tip {tip_id} was taken over")
         record_tip_event(tip_id, "checking", "intake restarted after an interrupted run", internal=True)
+    # Index the photos now, not at the end: a tip checked at the same moment then already sees them.
+    for photo in db.session.get(Tip, tip_id).photos:
+        dedup.index_photo_hash(photo.id, photo.phash)
     db.session.commit()
     stamp = db.session.scalar(select(Tip.status_changed_at).where(Tip.id == tip_id))
     db.session.expire_all()
@@ -145,8 +148,6 @@ def _finish(tip_id, stamp, findings, nearby, reporter, where, priority, text, me
               "town_code": where["town_code"] if where else None,
               "flagged": suggest in ("review", "unavailable") or any(m["state"] != "pending" for m in media)}
 
-    for photo in tip.photos:  # index every photo, whatever the outcome, so later resends are caught
-        dedup.index_photo_hash(photo.id, photo.phash)
     for item in media:
         if item["trace_id"]:
             db.session.add(TipMediaCheck(tip_id=tip_id, photo_id=item["photo_id"], trace_id=item["trace_id"]))

@@ -190,3 +190,24 @@ def test_media_verdicts_are_applied_once(intake_app, scene_jpegs, wechat_sandbox
     assert _timeline(risky.id)[-1] == ("rejected", intake.NOTE_REJECTED_MEDIA)
     assert review.status == "pending_review" and review.flagged
     assert "media_review" in {f["code"] for f in review.signals["flags"]}
+
+
+def test_a_tip_checked_meanwhile_already_sees_the_photos_of_one_being_checked(intake_app, scene_jpegs, resaved_half,
+                                                                               wechat_sandbox, monkeypatch):
+    from moderation import checks
+
+    first = _tip(make_resident(), scene_jpegs[:1])
+    second = _tip(make_resident(), [resaved_half], at=(first.lat + 0.05, first.lng))
+    real = checks.check_text
+    outcomes = []
+
+    def check_the_other_meanwhile(t, openid):
+        if t.id == first.id:
+            outcomes.append(intake.process_tip(second.id))
+        return real(t, openid)
+
+    monkeypatch.setattr(checks, "check_text", check_the_other_meanwhile)
+    assert intake.process_tip(first.id) == "pending_review"
+    assert outcomes == ["pending_review"]
+    near = [c for c in _reload(second.id).candidates if c["kind"] == "photo"]
+    assert near and near[0]["tip_id"] == first.id and near[0]["match"] == "near"
