@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.auth import bearer_token
 from app.extensions import db
+from app.media.photos import photo_urls
 from miniprogram_api import intake, queries, schemas
 from miniprogram_api.auth import current_resident_id, login_resident, resident_required, revoke_resident_token
 from miniprogram_api.limits import per_ip, per_resident
@@ -64,8 +65,10 @@ def categories():
 @bp.doc(summary="上传一张照片（wx.uploadFile，字段 file）", security=BEARER)
 def upload_photo(files):
     photo, keys = intake.upload_photo(current_resident_id(), files["file"].stream)
+    thumb_url = photo_urls(photo.thumb_key, photo.thumb_key)["thumb_url"]
+    # A new photo's display copy is still to be made (photo.display job): its url is the thumbnail's.
     answer = {"id": photo.id, "sha256": photo.sha256, "width": photo.width, "height": photo.height,
-              **queries.serialize_photos([photo])[0]}
+              "url": thumb_url, "thumb_url": thumb_url}
     try:
         db.session.commit()
     except BaseException:
