@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import BinaryIO
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, select, update
 
 from app.errors import Conflict, NotFound, Unprocessable
 from app.extensions import db
 from app.geo.coords import to_wgs84
 from app.geo.index import in_service_area
 from app.hazards.catalogue import get_category
+from app.media.models import PendingDisplayCopy
 from app.media.photos import PhotoKeys, delete_photo_files, queue_display_copy, store_photo_preview
 from app.media.processing import inspect_upload, preview_photo
 from app.models.base import utcnow
@@ -25,7 +28,7 @@ from app.models.resident import Resident
 from app.models.tip import OPEN_TIP_STATUSES, Tip
 from app.outbox import publish
 from app.tips import change_tip_status, record_tip_event
-from miniprogram_api.limits import check_daily_tip_limit
+from miniprogram_api.limits import refuse_over_daily_limit, tips_sent_today
 
 
 class IdempotencyConflict(Conflict):
@@ -104,13 +107,19 @@ def submit_tip(resident_id: int, idempotency_key: str, body: dict) -> tuple[Tip,
     fingerprint = request_fingerprint(body)
     # One submission per resident at a time: the key check and the daily count stay true until commit.
     db.session.execute(select(Resident.id).where(Resident.id == resident_id).with_for_update())
-    existing = find_tip_by_key(resident_id, idempotency_key)
-    if existing is not None:
-        return replay_tip(existing, fingerprint), False, None
-
     now = utcnow()
-    check_daily_tip_limit(resident_id, now)
-    category = get_category(body["category"], active_only=True)
+    # A new statement after the lock (a fresh snapshot under READ COMMITTED): sees a tip that a
+    # concurrent request with the same key committed while this one waited.
+    existing_id, sent_today = db.session.execute(select(
+        select(Tip.id).where(Tip.resident_id == resident_id, Tip.idempotency_key == idempotency_key)
+        .scalar_subquery(),
+        tips_sent_today(resident_id, now),
+    )).one()
+    if existing_id is not None:
+        return replay_tip(db.session.get(Tip, existing_id), fingerprint), False, None
+
+    refuse_over_daily_limit(sent_today, now)
+    category = active_category(body["category"])
     if category is None:
         raise Unprocessable("请选择有效的隐患类别", code="unknown_category", fields={"category": ["未知的隐患类别"]})
     location = body["location"]
@@ -137,11 +146,37 @@ def submit_tip(resident_id: int, idempotency_key: str, body: dict) -> tuple[Tip,
     return tip, True, serialize_tip(tip, {category.code: category.name}, photos)
 
 
+@dataclass(frozen=True)
+class CategoryFacts:
+    code: str
+    name: str
+    severity_weight: int
+
+
+CATEGORY_CACHE_SECONDS = 60.0
+_category_cache: dict[str, tuple[float, CategoryFacts]] = {}
+
+
+def active_category(code: str) -> CategoryFacts | None:
+    """An active category's facts, cached per process for a minute (the catalogue changes with
+    `flask init`, rarely; a deactivated category may be accepted for up to a minute after)."""
+    cached = _category_cache.get(code)
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    category = get_category(code, active_only=True)
+    if category is None:
+        _category_cache.pop(code, None)
+        return None
+    facts = CategoryFacts(category.code, category.name, category.severity_weight)
+    _category_cache[code] = (time.monotonic() + CATEGORY_CACHE_SECONDS, facts)
+    return facts
+
+
 def claim_photos(tip_id: int, resident_id: int, photo_ids: list[int]) -> list:
     """Attach the photos to the tip, compare-and-set: only the caller's photos no tip holds yet.
 
     Two tips racing for one photo: the second UPDATE matches no row for it and the tip is refused.
-    Returns rows (id, display_key, thumb_key) in the tip's order.
+    Returns rows (id, display_key, thumb_key, pending) in the tip's order.
     """
     claimed_rows = []
     for position, photo_id in enumerate(photo_ids):
@@ -149,7 +184,8 @@ def claim_photos(tip_id: int, resident_id: int, photo_ids: list[int]) -> list:
             update(Photo)
             .where(Photo.id == photo_id, Photo.resident_id == resident_id, Photo.tip_id.is_(None))
             .values(tip_id=tip_id, position=position)
-            .returning(Photo.id, Photo.display_key, Photo.thumb_key)
+            .returning(Photo.id, Photo.display_key, Photo.thumb_key,
+                       exists().where(PendingDisplayCopy.photo_id == Photo.id).label("pending"))
             .execution_options(synchronize_session=False)
         ).first()
         if row is None:

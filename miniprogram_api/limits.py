@@ -59,13 +59,21 @@ def shanghai_day_start(now: datetime) -> datetime:
     return datetime.combine(local.date(), time(0), SHANGHAI)
 
 
-def check_daily_tip_limit(resident_id: int, now: datetime) -> None:
-    """Refuse the tip when the resident already sent the day's allowance (Asia/Shanghai day)."""
+def tips_sent_today(resident_id: int, now: datetime):
+    """A scalar subquery: the resident's tips since midnight Asia/Shanghai."""
+    day_start = shanghai_day_start(now).astimezone(timezone.utc)
+    return (select(func.count(Tip.id)).where(Tip.resident_id == resident_id, Tip.created_at >= day_start)
+            .scalar_subquery())
+
+
+def refuse_over_daily_limit(sent_today: int, now: datetime) -> None:
+    """429 daily_tip_limit when the resident already sent the day's allowance (Asia/Shanghai day)."""
     allowance = int(current_app.config["TIPS_PER_RESIDENT_PER_DAY"])
-    day_start = shanghai_day_start(now)
-    sent = db.session.scalar(select(func.count(Tip.id)).where(
-        Tip.resident_id == resident_id, Tip.created_at >= day_start.astimezone(timezone.utc)))
-    if sent >= allowance:
-        retry_after = int((day_start + timedelta(days=1) - now).total_seconds()) + 1
+    if sent_today >= allowance:
+        retry_after = int((shanghai_day_start(now) + timedelta(days=1) - now).total_seconds()) + 1
         raise RateLimited(f"每人每天最多提交 {allowance} 条报料，请明天再来", code="daily_tip_limit",
                           headers={"Retry-After": str(max(1, retry_after))})
+
+
+def check_daily_tip_limit(resident_id: int, now: datetime) -> None:
+    refuse_over_daily_limit(db.session.scalar(select(tips_sent_today(resident_id, now))), now)

@@ -56,7 +56,11 @@ def location_out(lat: float, lng: float, coord: str = "gcj02", address: str | No
 
 def serialize_photos(photos) -> list[dict]:
     """Signed URLs; until the display copy is made (a job, seconds) `url` is the thumbnail's."""
-    pending = pending_display_ids(p.id for p in photos)
+    photos = list(photos)
+    if photos and all(hasattr(p, "pending") for p in photos):  # rows that already say (photo claim)
+        pending = {p.id for p in photos if p.pending}
+    else:
+        pending = pending_display_ids(p.id for p in photos)
     return [{"id": p.id, **photo_urls(p.thumb_key if p.id in pending else p.display_key, p.thumb_key)}
             for p in photos]
 

@@ -36,6 +36,7 @@ def test_submit_creates_a_received_tip_with_timeline_and_intake_message(login, r
     body = answer.get_json()
     assert body["status"] == "received" and body["category"] == "lpg_illegal"
     assert [p["id"] for p in body["photos"]] == photos and all(p["thumb_url"] for p in body["photos"])
+    assert all(p["url"] == p["thumb_url"] for p in body["photos"])  # display copies not made yet
     assert body["location"]["coord"] == "gcj02"
     assert body["location"]["lat"] == pytest.approx(INSIDE_GCJ02[0], abs=1e-6)
     tip = db.session.get(Tip, body["id"])
