@@ -1,6 +1,8 @@
 """Department API (/api/dept/v1, header X-Api-Key): a department's own tickets, and only those.
 
 A ticket of another department answers 404, as if it did not exist. Nothing here names a reporter.
+A move repeated by the department that made it (a retry after a timeout) answers 200 unchanged;
+any other move the ticket's state does not allow answers 409.
 """
 from __future__ import annotations
 
@@ -9,11 +11,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from app.errors import BadRequest, Unprocessable
+from app.errors import BadRequest, Conflict, Unprocessable
 from app.extensions import db
 from app.hazards import schemas
 from app.hazards.keys import department_for_key
 from app.hazards.lifecycle import Actor, transition_hazard
+from app.hazards.models import HazardEvent
 from app.hazards.queries import department_ticket, get_hazard, list_hazards
 from app.models.photo import Photo
 
@@ -56,9 +59,29 @@ class Ticket(MethodView):
 
 
 def _move(hazard_id: int, to_status: str, note=None, photo_ids=None) -> dict:
-    hazard = transition_hazard(hazard_id, to_status, _actor(), note, photo_ids=photo_ids)
+    try:
+        hazard = transition_hazard(hazard_id, to_status, _actor(), note, photo_ids=photo_ids)
+    except Conflict:
+        db.session.rollback()
+        hazard = _replayed(hazard_id, to_status)
+        if hazard is None:
+            raise
+        return department_ticket(hazard)  # a retry of a move that already happened: same answer
     db.session.commit()
     return department_ticket(hazard)
+
+
+def _replayed(hazard_id: int, to_status: str):
+    """Department systems retry after timeouts: the ticket is where this department's last move put
+    it, so the request is that move again, not a conflict. Anything else stays a 409."""
+    hazard = get_hazard(hazard_id, g.department.code)
+    last = db.session.scalar(select(HazardEvent).where(HazardEvent.hazard_id == hazard_id,
+                                                       HazardEvent.kind == "status")
+                             .order_by(HazardEvent.id.desc()).limit(1))
+    if (hazard.status == to_status and last is not None and last.to_status == to_status
+            and last.department_code == g.department.code):
+        return hazard
+    return None
 
 
 @bp.route("/tickets/<int:hazard_id>/ack")

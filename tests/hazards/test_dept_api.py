@@ -102,7 +102,8 @@ def test_round_trip_through_the_department_api_to_closed_shows_on_the_timeline(h
     assert ticket["status"] == "dispatched" and ticket["allowed"] == ["accepted", "returned"]
     assert ticket["photos"] and ticket["photos"][0]["url"]
     assert client.post(f"/api/dept/v1/tickets/{hazard.id}/ack", headers=fire).json["status"] == "accepted"
-    assert client.post(f"/api/dept/v1/tickets/{hazard.id}/ack", headers=fire).status_code == 409  # again
+    again = client.post(f"/api/dept/v1/tickets/{hazard.id}/ack", headers=fire)  # a retry after a timeout
+    assert again.status_code == 200 and again.json["status"] == "accepted"
     assert client.post(f"/api/dept/v1/tickets/{hazard.id}/start", headers=fire).json["status"] == "handling"
 
     upload = client.post("/api/dept/v1/photos", headers=fire,
@@ -197,3 +198,25 @@ def test_dept_key_list_and_revoke_commands(hz, client, flask_cli):
     assert "1 key(s) revoked" in flask_cli("dept-key", "revoke", prefix + "…").stdout
     assert flask_cli("dept-key", "revoke", prefix, check=False).returncode == 1  # already revoked
     assert client.get("/api/dept/v1/tickets", headers=headers).status_code == 401
+
+
+def test_a_retried_move_is_answered_unchanged_but_other_moves_stay_409(hz, client):
+    from sqlalchemy import func
+
+    from app.hazards.models import HazardEvent
+
+    hazard, _ = hz.new_hazard(0)
+    fire = hz.dept_key("fire")
+    _, supervisor = hz.staff("sup", ["supervisor"])
+    for _ in range(3):
+        assert client.post(f"/api/dept/v1/tickets/{hazard.id}/ack", headers=fire).status_code == 200
+    count = select(func.count(HazardEvent.id)).where(HazardEvent.to_status == "accepted")
+    assert hz.db.session.scalar(count) == 1
+    body = {"note": "已处置", "photo_ids": []}
+    assert client.post(f"/api/dept/v1/tickets/{hazard.id}/resolve", headers=fire, json=body).status_code == 200
+    assert client.post(f"/api/dept/v1/tickets/{hazard.id}/resolve", headers=fire, json=body).status_code == 200
+    reply = client.post(f"/api/dept/v1/tickets/{hazard.id}/ack", headers=fire)  # not the last move: a conflict
+    assert reply.status_code == 409 and reply.json["error"]["code"] == "illegal_transition"
+    client.post(f"/api/staff/v1/hazards/{hazard.id}/transition", json={"to": "verified"}, headers=supervisor)
+    # the supervisor moved it on: the department's resolve is now stale, not a replay
+    assert client.post(f"/api/dept/v1/tickets/{hazard.id}/resolve", headers=fire, json=body).status_code == 409
