@@ -211,3 +211,21 @@ def test_a_tip_checked_meanwhile_already_sees_the_photos_of_one_being_checked(in
     assert outcomes == ["pending_review"]
     near = [c for c in _reload(second.id).candidates if c["kind"] == "photo"]
     assert near and near[0]["tip_id"] == first.id and near[0]["match"] == "near"
+
+
+def test_reporter_signals_are_soft_flags(intake_app, wechat_sandbox):
+    from tests.media.corpus import encode, gps_exif, street_photo
+
+    resident = make_resident(no_reward=True, no_reward_reason="grid_worker")
+    intake_app.config["MODERATION_MANY_TIPS_TODAY"] = 1
+    old_far = encode(street_photo(4242, (640, 480)), "JPEG", quality=85, exif=gps_exif())  # 2024, ~10 km south
+    earlier = _tip(resident, [], at=point_in_grid())
+    tip = _tip(resident, [old_far], at=point_in_grid())
+    intake.process_tip(earlier.id)
+    assert intake.process_tip(tip.id) == "pending_review"  # soft signals never decide a tip
+    tip = _reload(tip.id)
+    codes = {f["code"] for f in tip.signals["flags"]}
+    assert {"exif_time_far", "exif_gps_far", "no_reward_list", "many_tips_today"} <= codes
+    reporter = tip.signals["reporter"]
+    assert reporter["tips_today"] == 2 and reporter["no_reward_reason"] == "grid_worker"
+    assert reporter["photos"][0]["exif_distance_m"] > 1000
