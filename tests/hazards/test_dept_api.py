@@ -1,7 +1,6 @@
 """The department API: keys, own tickets only, the full round trip to closed, photos, privacy."""
 import io
 
-import pytest
 from PIL import Image
 from sqlalchemy import select
 
