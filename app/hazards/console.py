@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from app.console import console_required, console_user, register_console_page
-from app.errors import AppError, BadRequest
+from app.errors import AppError, BadRequest, NotFound
 from app.extensions import db
 from app.hazards.catalogue import list_departments
 from app.hazards.lifecycle import STATUS_LABELS, Actor, status_label, transition_hazard
@@ -74,7 +74,10 @@ def overdue():
 @console_required(*WORKERS)
 def detail(hazard_id):
     user = console_user()
-    hazard = get_hazard(hazard_id, _scope(user))
+    try:
+        hazard = get_hazard(hazard_id, _scope(user))
+    except NotFound as exc:
+        return render_template("console/error.html", message=exc.message), 404
     view = staff_ticket(hazard) if _scope(user) is None else department_ticket(hazard)
     moves = [m for m in view["allowed"] if _may_offer(user, hazard.status, m)]
     return render_template("console/hazards/detail.html", ticket=view, moves=moves, forms=MOVE_FORMS,
@@ -102,7 +105,7 @@ def move(hazard_id):
     except AppError as exc:
         db.session.rollback()
         if exc.status == 404:
-            raise
+            return render_template("console/error.html", message=exc.message), 404
         flash(exc.message, "error")
         return redirect(url_for(".detail", hazard_id=hazard_id))
     flash(f"工单 #{hazard_id} 已变为「{status_label(to_status)}」", "ok")

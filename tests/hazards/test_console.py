@@ -25,7 +25,8 @@ def test_a_department_works_its_own_tickets_in_the_console(hz, client):
     login(client, hz, "fire1", ["department"], "fire")
     page = client.get("/console/hazards/").get_data(as_text=True)
     assert f">#{mine.id}<" in page and f">#{theirs.id}<" not in page and "工单" in page
-    assert client.get(f"/console/hazards/{theirs.id}").status_code == 404
+    other = client.get(f"/console/hazards/{theirs.id}")
+    assert other.status_code == 404 and "工单不存在" in other.get_data(as_text=True) and "<html" in other.get_data(as_text=True)
     assert client.post(f"/console/hazards/{theirs.id}/move", data={"to": "accepted"}).status_code == 404
     detail = client.get(f"/console/hazards/{mine.id}").get_data(as_text=True)
     assert "受理" in detail and "退回（非本部门职责）" in detail and "核查通过" not in detail
