@@ -200,6 +200,21 @@ class ReconciliationException(db.Model):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class ReconciliationLine(db.Model):
+    """The statement's rows for a run (kept with the run): matched in the database, so a day of
+    100,000 packets never sits in the process's memory."""
+
+    __tablename__ = "reconciliation_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("reconciliation_runs.id"), nullable=False)
+    direction: Mapped[str] = mapped_column(String(8), nullable=False)
+    mch_billno: Mapped[str] = mapped_column(String(40), nullable=False)
+    amount_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    __table_args__ = (Index("ix_reconciliation_lines_run", "run_id", "direction", "mch_billno"),)
+
+
 class RewardPolicy(db.Model):
     """Policy versions; the newest approved row is in force (changes need a second finance user)."""
 

@@ -8,25 +8,27 @@ duplicate_in_bill, status_drift (the packet is ours but our state lags; settled 
 Only adjusting entries through suspense are posted — nothing is edited. Each run and its
 exceptions stay for finance to resolve with a note.
 
-Memory stays flat: the bill is never held whole; only the day's expected billnos (a dict of ints)
-and the exceptions are kept.
+Memory stays flat: the bill is streamed into reconciliation_lines in batches (kept with the run) and
+matched by set-based queries in the database; the process holds one batch and the exceptions.
 """
 from __future__ import annotations
 
 import logging
 from datetime import date
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, func, insert, select, text, update
 
 from app.extensions import db, wechat
 from app.models.base import utcnow
 from app.wechat import PayOutcome, WeChatBillIncomplete
 from rewards import ledger, payouts
-from rewards.models import LedgerTransaction, Payout, ReconciliationException, ReconciliationRun
+from rewards.models import (LedgerTransaction, Payout, ReconciliationException, ReconciliationLine,
+                            ReconciliationRun)
 
 log = logging.getLogger(__name__)
 
 MAX_PACKET_QUERIES = 200     # per run: each query spends one of WeChat's 30 pay calls a second
+MAX_EXCEPTIONS = 10000       # listed per kind and direction; beyond that the bill is wrong wholesale
 EXCEPTION_LABELS = {
     "missing_in_ledger": "微信账单有、我方账本无",
     "missing_in_bill": "我方账本有、微信账单无",
@@ -81,14 +83,36 @@ def _fail(run_id: int, error: str) -> str:
     return "failed"
 
 
-def _expected(bill_date: date, kind: str) -> dict[str, list]:
-    """{mch_billno: [payout_id, amount_fen]} of the ledger's `kind` transactions booked on the day."""
-    rows = db.session.execute(
-        select(Payout.mch_billno, Payout.id, Payout.amount_fen)
-        .join(LedgerTransaction, LedgerTransaction.payout_id == Payout.id)
-        .where(LedgerTransaction.kind == kind, LedgerTransaction.business_day == bill_date)
-        .execution_options(yield_per=5000))
-    return {billno: [pid, amount] for billno, pid, amount in rows}
+LINE_BATCH = 5000
+KIND_OF = {"expense": "sent", "income": "refunded"}
+
+
+def _expected(bill_date: date, direction: str):
+    """The ledger's side of the day: (billno, payout id, amount) of its sent / refunded transactions."""
+    return (select(Payout.mch_billno.label("billno"), Payout.id.label("payout_id"),
+                   Payout.amount_fen.label("amount"))
+            .join(LedgerTransaction, LedgerTransaction.payout_id == Payout.id)
+            .where(LedgerTransaction.kind == KIND_OF[direction], LedgerTransaction.business_day == bill_date)
+            .subquery())
+
+
+def _store_lines(run_id: int, bill) -> dict:
+    """Stream the bill into reconciliation_lines in batches; returns the bill's own totals."""
+    totals = {"rows": 0, "bill_expense": 0, "bill_income": 0}
+    batch: list[dict] = []
+    for row in bill:
+        totals["rows"] += 1
+        totals["bill_expense" if row.direction == "expense" else "bill_income"] += row.amount_fen
+        batch.append({"run_id": run_id, "direction": row.direction, "mch_billno": row.voucher_no[:40],
+                      "amount_fen": row.amount_fen})
+        if len(batch) >= LINE_BATCH:
+            db.session.execute(insert(ReconciliationLine), batch)
+            db.session.commit()
+            batch = []
+    if batch:
+        db.session.execute(insert(ReconciliationLine), batch)
+    db.session.commit()
+    return totals
 
 
 def _reconcile(run_id: int, bill_date: date, bill) -> str:
@@ -96,49 +120,64 @@ def _reconcile(run_id: int, bill_date: date, bill) -> str:
         bill = wechat.download_fundflow(bill_date)
     if bill.status not in ("READY", "NO_BILL"):
         return _fail(run_id, f"{bill.status}:{bill.code}".lower())
-    expected = {"expense": _expected(bill_date, "sent"), "income": _expected(bill_date, "refunded")}
-    ledger_expense = sum(v[1] for v in expected["expense"].values())
-    ledger_income = sum(v[1] for v in expected["income"].values())
-    db.session.rollback()
-    seen: dict[str, set] = {"expense": set(), "income": set()}
+    totals = _store_lines(run_id, bill)   # raises WeChatBillIncomplete when the bill's totals disagree
     exceptions: list[dict] = []
+    matched = 0
     unmatched: list[tuple[str, str, int]] = []
-    matched = rows = bill_expense = bill_income = 0
-    for row in bill:
-        rows += 1
-        direction, billno, amount = row.direction, row.voucher_no, row.amount_fen
-        if direction == "expense":
-            bill_expense += amount
-        else:
-            bill_income += amount
-        if billno in seen[direction]:
-            exceptions.append({"kind": "duplicate_in_bill", "direction": direction, "mch_billno": billno,
-                               "bill_fen": amount})
-            continue
-        seen[direction].add(billno)
-        ours = expected[direction].pop(billno, None)
-        if ours is None:
-            unmatched.append((direction, billno, amount))
-        elif ours[1] != amount:
-            exceptions.append({"kind": "amount_mismatch", "direction": direction, "mch_billno": billno,
-                               "payout_id": ours[0], "bill_fen": amount, "ledger_fen": ours[1]})
-        else:
-            matched += 1
+    L = ReconciliationLine
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("ANALYZE reconciliation_lines"))  # fresh statistics for the joins below
+    for direction in ("expense", "income"):
+        exp = _expected(bill_date, direction)
+        totals[f"ledger_{direction}"] = int(db.session.execute(select(func.coalesce(func.sum(exp.c.amount), 0)))
+                                            .scalar())
+        # One pass over the bill's distinct billnos, each looked up by index (payouts.mch_billno is
+        # unique), streamed: linear whatever the row counts, flat in memory, no plan can go quadratic.
+        lines = (select(L.mch_billno.label("billno"), func.min(L.amount_fen).label("low"),
+                        func.max(L.amount_fen).label("high"), func.count().label("n"))
+                 .where(L.run_id == run_id, L.direction == direction).group_by(L.mch_billno).subquery())
+        tx = LedgerTransaction
+        if db.session.get_bind().dialect.name == "postgresql":
+            # a streamed (server-side cursor) query is planned for its first rows by default, which picks
+            # a nested loop over the grouped bill: plan for the whole result instead
+            db.session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
+        stream = db.session.execute(
+            select(lines.c.billno, lines.c.low, lines.c.high, lines.c.n, Payout.id, Payout.amount_fen, tx.id)
+            .select_from(lines.outerjoin(Payout, Payout.mch_billno == lines.c.billno)
+                         .outerjoin(tx, and_(tx.payout_id == Payout.id, tx.kind == KIND_OF[direction],
+                                             tx.business_day == bill_date)))
+            .execution_options(yield_per=5000))
+        for billno, low, high, n, pid, amount, tx_id in stream:
+            for _ in range(n - 1):
+                exceptions.append({"kind": "duplicate_in_bill", "direction": direction, "mch_billno": billno,
+                                   "bill_fen": high})
+            if pid is None or tx_id is None:
+                if len(unmatched) < MAX_EXCEPTIONS:
+                    unmatched.append((direction, billno, high))
+            elif low == high == amount:
+                matched += 1
+            else:
+                exceptions.append({"kind": "amount_mismatch", "direction": direction, "mch_billno": billno,
+                                   "payout_id": pid, "bill_fen": high if high != amount else low,
+                                   "ledger_fen": amount})
+        in_bill = select(L.id).where(L.run_id == run_id, L.direction == direction, L.mch_billno == exp.c.billno)
+        missing = db.session.execute(select(exp.c.billno, exp.c.payout_id, exp.c.amount)
+                                     .where(~in_bill.exists()).limit(MAX_EXCEPTIONS)).all()
+        db.session.rollback()
+        queries = {"left": MAX_PACKET_QUERIES}
+        exceptions += [_classify_missing_in_bill(direction, b, pid, amount, queries) for b, pid, amount in missing]
     queries = {"left": MAX_PACKET_QUERIES}
     for direction, billno, amount in unmatched:
         exceptions.append(_classify_unmatched(direction, billno, amount, bill_date, queries))
-    for direction, rest in expected.items():
-        for billno, (pid, amount) in rest.items():
-            exceptions.append(_classify_missing_in_bill(direction, billno, pid, amount, queries))
-    return _finish(run_id, bill_date, exceptions, matched=matched, rows=rows, bill_expense=bill_expense,
-                   bill_income=bill_income, ledger_expense=ledger_expense, ledger_income=ledger_income)
+    return _finish(run_id, bill_date, exceptions, matched=matched, **totals)
 
 
 def _classify_unmatched(direction, billno, amount, bill_date, queries) -> dict:
     """A bill row the day's ledger lacks: ours but lagging (query WeChat, settle), or not ours at all."""
+    base = {"direction": direction, "mch_billno": billno, "bill_fen": amount}
+    kind = KIND_OF[direction]
     payout = db.session.execute(select(Payout.id, Payout.status).where(Payout.mch_billno == billno)).first()
     db.session.rollback()
-    base = {"direction": direction, "mch_billno": billno, "bill_fen": amount}
     if payout is None:
         return {**base, "kind": "missing_in_ledger", "detail": "不是本系统发出的红包单号"}
     pid, before = payout
@@ -148,10 +187,8 @@ def _classify_unmatched(direction, billno, amount, bill_date, queries) -> dict:
         info = wechat.get_hb_info(billno)
         if info.outcome is PayOutcome.SUCCESS:
             after = payouts.apply_hb_info(pid, info)
-    booked_day = db.session.execute(
-        select(LedgerTransaction.business_day).where(LedgerTransaction.payout_id == pid,
-                                                     LedgerTransaction.kind == ("sent" if direction == "expense"
-                                                                                else "refunded"))).scalar()
+    booked_day = db.session.execute(select(LedgerTransaction.business_day).where(
+        LedgerTransaction.payout_id == pid, LedgerTransaction.kind == kind)).scalar()
     db.session.rollback()
     detail = f"我方状态 {before} → {after}；记账日 {booked_day or '未记账'}"
     return {**base, "kind": "status_drift", "payout_id": pid, "detail": detail,
@@ -169,15 +206,14 @@ def _classify_missing_in_bill(direction, billno, pid, amount, queries) -> dict:
             "ledger_fen": amount, "detail": detail}
 
 
-def _finish(run_id, bill_date, exceptions, **totals) -> str:
+def _finish(run_id, bill_date, exceptions, *, matched, rows, bill_expense, bill_income, ledger_expense,
+            ledger_income) -> str:
     """One transaction: adjusting entries, the exceptions, the run marked done (only if still running)."""
     if not db.session.execute(update(ReconciliationRun)
                               .where(ReconciliationRun.id == run_id, ReconciliationRun.status == "running")
-                              .values(status="done", finished_at=utcnow(), matched=totals["matched"],
-                                      bill_rows=totals["rows"], bill_expense_fen=totals["bill_expense"],
-                                      bill_income_fen=totals["bill_income"],
-                                      ledger_expense_fen=totals["ledger_expense"],
-                                      ledger_income_fen=totals["ledger_income"],
+                              .values(status="done", finished_at=utcnow(), matched=matched, bill_rows=rows,
+                                      bill_expense_fen=bill_expense, bill_income_fen=bill_income,
+                                      ledger_expense_fen=ledger_expense, ledger_income_fen=ledger_income,
                                       exception_count=len(exceptions))).rowcount:
         db.session.rollback()
         return "skipped"

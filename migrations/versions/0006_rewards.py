@@ -153,6 +153,18 @@ def upgrade():
     )
     op.create_index(op.f('ix_reconciliation_exceptions_run_id'), 'reconciliation_exceptions', ['run_id'],
                     unique=False)
+    op.create_table('reconciliation_lines',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('direction', sa.String(length=8), nullable=False),
+    sa.Column('mch_billno', sa.String(length=40), nullable=False),
+    sa.Column('amount_fen', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['run_id'], ['reconciliation_runs.id'],
+                            name=op.f('fk_reconciliation_lines_run_id_reconciliation_runs')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_reconciliation_lines'))
+    )
+    op.create_index('ix_reconciliation_lines_run', 'reconciliation_lines', ['run_id', 'direction', 'mch_billno'],
+                    unique=False)
     op.create_table('reward_policies',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('settings', sa.JSON(), nullable=False),
@@ -209,6 +221,8 @@ def downgrade():
     _drop_triggers()
     op.drop_table('finance_requests')
     op.drop_table('reward_policies')
+    op.drop_index('ix_reconciliation_lines_run', table_name='reconciliation_lines')
+    op.drop_table('reconciliation_lines')
     op.drop_index(op.f('ix_reconciliation_exceptions_run_id'), table_name='reconciliation_exceptions')
     op.drop_table('reconciliation_exceptions')
     op.drop_index(op.f('ix_reconciliation_runs_bill_date'), table_name='reconciliation_runs')

@@ -1,0 +1,231 @@
+"""Payout throughput: approved rewards drained through outbox → RQ → WeChat sandbox → ledger.
+
+    .venv/bin/python bench/payouts.py [--limited 900] [--capacity 300] [--workers 2] [--mode fork|simple|both]
+
+Scratch database (DATABASE_URL when set, else a temp SQLite file), Redis from REDIS_URL or the
+embedded one, and the WeChat sandbox on a free port. Each phase approves a backlog of rewards
+through the real reservation step (its outbox rows enqueue the jobs after commit), then starts
+`--workers` worker processes on the payouts queue and times until every payout is `sent`:
+
+1. no-op: the same number of no-op RQ jobs (`os.getpid`) — the queue's own cost per job;
+2. capacity: payouts with the pay rate limit lifted — the pipeline's cost per payout;
+3. limited: payouts at WeChat's 30 calls/s merchant limit (WECHAT_PAY_RATE_LIMIT=30, the shared
+   Redis limiter) — the achieved rate against the limit (goal ≥ 95 %), and FREQ_LIMIT / local
+   rate-limit codes seen (goal 0); the busiest second seen by the sandbox must hold ≤ 30 packets.
+
+Worker kinds: `fork` is `flask worker --role rq` (RQ forks a job process per job); `simple` runs
+RQ's SimpleWorker in the worker process (no fork per job). The invariants are checked at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def simple_worker_main():
+    from app import create_app
+    from app.queue import make_worker
+
+    app = create_app()
+    make_worker(app, ("payouts",), simple=True).work(burst=False, logging_level="WARNING")
+
+
+def _env(base, sandbox_url, rate):
+    return {**base, "WECHAT_API_BASE": sandbox_url + "/", "WECHAT_PAY_API_BASE": sandbox_url + "/",
+            "WECHAT_PAY_RATE_LIMIT": str(rate), "WECHAT_PAY_RATE_WAIT": "30", "LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT)}
+
+
+def _start_workers(mode, n, env):
+    if mode == "fork":
+        cmd = [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--role", "rq", "--queues", "payouts"]
+    else:
+        cmd = [sys.executable, __file__, "--simple-worker"]
+    return [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(n)]
+
+
+def _stop(procs):
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def _approve_backlog(n):
+    """n residents, n tips, each approved through the reward step (outbox row + enqueue after commit)."""
+    from app.extensions import db
+    from app.models import Resident, Tip
+    from rewards.grants import reserve_reward
+
+    ids = []
+    for start in range(0, n, 100):
+        for i in range(start, min(start + 100, n)):
+            resident = Resident(openid=f"oBench{time.time_ns()}{i}")
+            db.session.add(resident)
+            db.session.flush()
+            tip = Tip(resident_id=resident.id, idempotency_key=f"b{i}", request_hash="0" * 64,
+                      category="road_damage", description="", lat=23.0, lng=113.7, status="accepted")
+            db.session.add(tip)
+            db.session.flush()
+            payout = reserve_reward(tip, {"severity": 1})
+            assert payout.status == "reserved", payout.reason
+            ids.append(payout.id)
+        db.session.commit()
+    return ids
+
+
+def _wait_sent(ids, timeout):
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from rewards.models import Payout
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.session.rollback()
+        done = db.session.execute(select(func.count()).where(Payout.id.in_(ids), Payout.status == "sent")).scalar()
+        if done == len(ids):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _wait_queue_empty(redis_conn, timeout):
+    from rq import Queue
+
+    q = Queue("payouts", connection=redis_conn)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if q.count == 0 and q.started_job_registry.count == 0:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def run_mode(mode, args, app, sandbox, base_env):
+    from sqlalchemy import select
+
+    from app.extensions import db, redis
+    from app.queue import enqueue
+    from rewards.models import Payout
+
+    out = {}
+    # 1. no-op jobs
+    procs = _start_workers(mode, args.workers, _env(base_env, sandbox.url, 30))
+    time.sleep(4)  # workers up and idle before the clock starts
+    started = time.perf_counter()
+    for _ in range(args.capacity):
+        enqueue("payouts", "os.getpid")
+    _wait_queue_empty(redis.conn, 300)
+    out["noop_ms"] = (time.perf_counter() - started) * 1000 / args.capacity
+    _stop(procs)
+
+    # 2. capacity (no rate limit) and 3. at the limit
+    for phase, count, rate in (("capacity", args.capacity, 100000), ("limited", args.limited, 30)):
+        sandbox.reset()
+        procs = _start_workers(mode, args.workers, _env(base_env, sandbox.url, rate))
+        time.sleep(4)
+        with app.app_context():
+            redis.conn.delete("rq:queue:payouts")
+            ids = _approve_backlog(count)   # each commit enqueues its jobs: the workers start at once
+            redis.conn.delete(f"wechat:pay:calls:{app.config['WECHAT_MCH_ID']}")
+        # time from the first job on the queue; approvals take a while, so restart the count cleanly
+        with app.app_context():
+            first = db.session.execute(select(Payout.reserved_at).where(Payout.id == ids[0])).scalar()
+            ok = _wait_sent(ids, 600)
+            last = db.session.execute(select(Payout.sent_at).where(Payout.id.in_(ids))
+                                      .order_by(Payout.sent_at.desc()).limit(1)).scalar()
+            first_sent = db.session.execute(select(Payout.sent_at).where(Payout.id.in_(ids))
+                                            .order_by(Payout.sent_at).limit(1)).scalar()
+            codes = collections.Counter(c for (c,) in db.session.execute(
+                select(Payout.last_code).where(Payout.id.in_(ids))))
+            db.session.rollback()
+        _stop(procs)
+        elapsed = (last - first_sent).total_seconds()
+        out[phase] = {"ok": ok, "count": count, "seconds": elapsed, "rate": (count - 1) / elapsed if elapsed else 0,
+                      "codes": dict(codes), "approve_to_last_s": (last - first).total_seconds()}
+    per_second = collections.Counter(p["send_time"] for p in sandbox.redpacks())
+    out["busiest_second"] = max(per_second.values())
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--limited", type=int, default=900)
+    parser.add_argument("--capacity", type=int, default=300)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--mode", choices=("fork", "simple", "both"), default="both")
+    parser.add_argument("--simple-worker", action="store_true")
+    args = parser.parse_args()
+    if args.simple_worker:
+        simple_worker_main()
+        return
+
+    from tests.fixtures.sandbox import SandboxServer
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-payouts-"))
+    db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp / 'bench.db'}"
+    base_env = {**os.environ, "APP_ENV": "development", "DATABASE_URL": db_url, "INSTANCE_PATH": str(tmp / "inst")}
+    os.environ.update({k: v for k, v in base_env.items() if k in ("APP_ENV", "DATABASE_URL", "INSTANCE_PATH")})
+    sandbox = SandboxServer(tmp / "sandbox.db").start()
+    try:
+        from app import create_app
+        from app.config import normalize_database_url
+
+        if db_url.startswith("postgres"):
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine(normalize_database_url(db_url), isolation_level="AUTOCOMMIT")
+            with engine.connect() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+            engine.dispose()
+        app = create_app({"WECHAT_API_BASE": sandbox.url + "/", "WECHAT_PAY_API_BASE": sandbox.url + "/",
+                          "LOG_LEVEL": "WARNING", "LOG_JSON": False})
+        base_env["REDIS_URL"] = app.config["REDIS_URL"]
+        with app.app_context():
+            from app.commands import run_init
+            from rewards.budget import fund_period
+            from rewards.clock import period_of
+            from rewards.policy import save_policy
+            from app.extensions import db
+
+            run_init(echo=lambda *_: None)
+            save_policy({"resident_day_count": 10, "program_day_fen": 10 ** 10}, created_by=None, approved_by=None)
+            fund_period(period_of(), 10 ** 10)
+            db.session.commit()
+        modes = ("fork", "simple") if args.mode == "both" else (args.mode,)
+        for mode in modes:
+            sandbox.reset()
+            r = run_mode(mode, args, app, sandbox, base_env)
+            cap, lim = r["capacity"], r["limited"]
+            print(f"[{mode}] {args.workers} workers, {db_url.split(':')[0]}")
+            print(f"  no-op RQ job: {r['noop_ms']:.1f} ms/job")
+            print(f"  capacity (limit lifted): {cap['count']} payouts, {cap['rate']:.1f}/s, "
+                  f"{1000 / cap['rate'] * args.workers:.1f} ms per payout per worker (ok={cap['ok']})")
+            print(f"  at the 30 calls/s limit: {lim['count']} payouts in {lim['seconds']:.1f} s = {lim['rate']:.2f}/s "
+                  f"= {lim['rate'] / 30 * 100:.1f} % of the limit; codes {lim['codes']}; busiest second at the "
+                  f"sandbox {r['busiest_second']} packets (ok={lim['ok']})")
+        with app.app_context():
+            from rewards.invariants import check_all
+
+            print("invariants:", check_all() or "all hold")
+    finally:
+        sandbox.stop()
+
+
+if __name__ == "__main__":
+    main()
