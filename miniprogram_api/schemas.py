@@ -3,7 +3,7 @@
 Names carry an "Mp" prefix so the OpenAPI components stay unique beside the staff and department
 schemas. The same schemas validate requests and generate /api/openapi.json.
 """
-from marshmallow import EXCLUDE, fields, validate
+from marshmallow import EXCLUDE, ValidationError, fields, validate
 from marshmallow import Schema as _Schema
 
 from app.geo.coords import COORD_SYSTEMS
@@ -33,7 +33,15 @@ class Schema(_Schema):
             if target is not None:
                 target.error_messages = {**target.error_messages,
                                          **{k: v for k, v in FIELD_MESSAGES.items() if k in target.error_messages}}
+        if isinstance(field_obj, fields.String):
+            # PostgreSQL text cannot hold NUL; no resident types one: refuse it as bad input (422).
+            field_obj.validators = [*field_obj.validators, _no_nul]
         super().on_bind_field(field_name, field_obj)
+
+
+def _no_nul(value):
+    if isinstance(value, str) and "\x00" in value:
+        raise ValidationError("不能包含空字符")
 
 
 def length(min=None, max=None):
