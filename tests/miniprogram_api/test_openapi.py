@@ -3,6 +3,9 @@
 Schemathesis generates requests from /api/openapi.json for every /api/mp/v1 operation, with a real
 resident token, and checks that nothing answers 5xx and every answer fits its documented schema.
 """
+import os
+import uuid
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -27,13 +30,22 @@ def test_document_lists_every_resident_operation(mp_client):
 
 
 @pytest.fixture
-def fuzz_target(mp_app, login):
-    resident = login()
-    resident.submit()  # something to read
-    mp_app.config["RATELIMIT_ENABLED"] = False
-    mp_app.config["PROPAGATE_UNEXPECTED"] = False  # a bug must show as a 500 to the checker, not raise
-    yield mp_app, resident, login
-    mp_app.config["PROPAGATE_UNEXPECTED"] = True
+def fuzz_target(make_app, sandbox_config, reference_data, db, wechat_sandbox):
+    """An app without rate limits (the fuzzer would exhaust them, not find bugs) whose unexpected
+    errors become 500 answers for the checker instead of raising in the test."""
+    from tests.miniprogram_api.conftest import Resident
+
+    application = make_app(**sandbox_config, RATELIMIT_ENABLED=False, PROPAGATE_UNEXPECTED=False)
+    with application.app_context():
+        client = application.test_client()
+
+        def login():
+            openid = f"o_fuzz_{uuid.uuid4().hex[:12]}"
+            body = client.post("/api/mp/v1/auth/login", json={"code": wechat_sandbox.login_code(openid)}).get_json()
+            return Resident(client, body["token"], body["resident"]["id"], openid)
+
+        login().submit()  # something to read
+        yield application, None, login
 
 
 @pytest.mark.slow
@@ -48,7 +60,7 @@ def test_fuzz_resident_api_finds_no_5xx_and_no_schema_violation(fuzz_target):
         strategy = operation.as_strategy()
         resident = login()  # a fresh token per operation: fuzzing /auth/logout revokes its own
 
-        @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @settings(max_examples=int(os.environ.get("MP_FUZZ_EXAMPLES", "25")), deadline=None, database=None, suppress_health_check=list(HealthCheck))
         @given(case=strategy)
         def run(case):
             headers = {"Authorization": f"Bearer {resident.token}"}
