@@ -9,6 +9,10 @@ def init_app(app):
     from rewards import models as _models  # noqa: F401  (tables in the metadata)
     from rewards.grants import PAYOUT_TOPIC, reward_step
 
+    # Warm-up: import the job modules now, so a forking RQ worker's job process inherits them instead
+    # of importing them again for every payout.
+    from rewards import jobs as _jobs, reconciliation as _reconciliation, sweeper as _sweeper  # noqa: F401
+
     register_acceptance_step(20, "reward", reward_step)
     register_topic(PAYOUT_TOPIC, "payouts", "rewards.jobs.send_payout")
     register_periodic(Periodic(id="rewards.sweep", func="rewards.sweeper.sweep_payouts", every=60.0))

@@ -337,3 +337,19 @@ def test_claim_racing_the_24_hour_refund(pay_app, wechat_sandbox):
     assert (_payout(early).status, _payout(late).status) == ("claimed", "refunded")
     assert_books_hold()
     assert_sandbox_matches_ledger(wechat_sandbox)
+
+
+def test_rate_refusal_is_retried_within_the_job(pay_app, wechat_sandbox):
+    from rewards import jobs
+
+    fund()
+    pid = _approved()
+    wechat_sandbox.fault("sendminiprogramhb", "FREQ_LIMIT", count=2)
+    assert jobs.send_payout(pid) == "sent"
+    assert _payout(pid).attempts == 3
+    assert len(wechat_sandbox.redpacks()) == 1
+    wechat_sandbox.fault("sendminiprogramhb", "SYSTEMERROR")
+    other = _approved()
+    with pytest.raises(payouts.PayoutPending):   # other pending outcomes wait for the outbox's backoff
+        jobs.send_payout(other)
+    assert_books_hold()

@@ -197,3 +197,53 @@ def test_concurrent_approvals_of_one_resident_respect_the_day_count(rdb, app):
     counter = db.session.execute(select(RewardCounter).filter_by(scope="resident_day")).scalar_one()
     assert (counter.count, counter.amount_fen) == (3, 1500)
     assert_books_hold()
+
+
+def test_two_moderators_approving_the_same_tip_at_once(rdb, app):
+    """The tip's compare-and-set lets one approval through; even if both reached the step, the unique
+    tip_id keeps it to one payout and the loser's transaction rolls back whole."""
+    from sqlalchemy.exc import IntegrityError
+
+    from app.models.tip import Tip
+    from rewards.grants import reserve_reward
+
+    fund(100_000)
+    tip_id = make_tip(make_resident()).id
+    db.session.commit()
+    results, barrier = [], threading.Barrier(2)
+    threads = [threading.Thread(target=_approve_in_thread, args=(app, tip_id, results, barrier)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results)[1] == "reserved" and "AssertionError" in sorted(results)[0], results
+    db.session.rollback()
+    assert db.session.query(Payout).count() == 1
+
+    # both past the tip check (no CAS): the step itself still refuses a second payout
+    second_id = make_tip(make_resident()).id
+    db.session.commit()
+    outcomes, barrier = [], threading.Barrier(2)
+
+    def step_only():
+        with app.app_context():
+            try:
+                barrier.wait(10)
+                reserve_reward(db.session.get(Tip, second_id), {"severity": 2})
+                db.session.commit()
+                outcomes.append("ok")
+            except IntegrityError:
+                db.session.rollback()
+                outcomes.append("refused")
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=step_only) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    db.session.rollback()
+    assert db.session.query(Payout).filter_by(tip_id=second_id).count() == 1
+    assert "ok" in outcomes
+    assert_books_hold()

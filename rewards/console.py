@@ -1,0 +1,156 @@
+"""Finance pages of the staff console (/console/finance), Chinese, extending console/base.html:
+overview (budget and spend by day with a chart, dual-control requests), payouts (filters, CSV /
+Excel export, the manual-review queue with its actions), reconciliation runs and their exceptions.
+Views are thin: they call the same functions as the finance API; CSRF is checked by the shell."""
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from app.console import console_required, console_user, register_console_page
+from app.errors import AppError
+from app.extensions import db
+from app.queue import enqueue_after_commit
+from rewards import finance
+from rewards.models import PAYOUT_STATUSES, FinanceRequest, ReconciliationException, ReconciliationRun
+from rewards.reconciliation import EXCEPTION_LABELS, resolve_exception, start_run
+
+bp = Blueprint("finance_console", __name__, url_prefix="/console/finance", template_folder="templates")
+
+
+def _day(name):
+    value = request.values.get(name)
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _run(action, success, target):
+    """Run an action, commit, flash the outcome in Chinese, go back."""
+    try:
+        action()
+        db.session.commit()
+        flash(success)
+    except AppError as exc:
+        db.session.rollback()
+        flash(exc.message + ("：" + "；".join(f"{k} {'、'.join(map(str, v))}" for k, v in exc.fields.items())
+                             if exc.fields else ""), "error")
+    return redirect(target)
+
+
+@bp.get("/")
+@console_required("finance")
+def overview():
+    try:
+        data = finance.summary(_day("from"), _day("to"))
+    except AppError as exc:
+        flash(exc.message, "error")
+        data = finance.summary()
+    peak = max([max(d["sent_fen"], d["reserve_fen"]) for d in data["by_day"]] + [1])
+    requests_ = db.session.execute(select(FinanceRequest).order_by(FinanceRequest.id.desc()).limit(30)).scalars()
+    from rewards.policy import active_policy
+
+    return render_template("finance/overview.html", data=data, peak=peak, requests=list(requests_),
+                           policy=active_policy(), me=console_user())
+
+
+@bp.post("/requests")
+@console_required("finance")
+def new_request():
+    kind = request.form.get("kind")
+    if kind == "topup":
+        try:
+            amount = int(round(float(request.form.get("amount_yuan") or "0") * 100))
+        except ValueError:
+            amount = 0
+        payload = {"period": request.form.get("period", ""), "amount_fen": amount}
+    else:
+        settings = {}
+        for name in ("resident_day_count", "resident_day_fen", "resident_month_count", "resident_month_fen",
+                     "program_day_fen"):
+            if request.form.get(name):
+                try:
+                    settings[name] = int(request.form[name])
+                except ValueError:
+                    settings[name] = request.form[name]
+        if request.form.get("trigger"):
+            settings["trigger"] = request.form["trigger"]
+        payload = {"settings": settings}
+    return _run(lambda: finance.request_change(kind, payload, console_user(), request.form.get("note") or None),
+                "申请已提交，等待另一位财务人员审批", url_for(".overview"))
+
+
+@bp.post("/requests/<int:request_id>")
+@console_required("finance")
+def decide(request_id):
+    approve = request.form.get("decision") == "approve"
+    return _run(lambda: finance.decide_request(request_id, approve, console_user(), request.form.get("note")),
+                "已批准并生效" if approve else "已驳回", url_for(".overview"))
+
+
+@bp.get("/payouts")
+@console_required("finance")
+def payouts():
+    status = request.args.get("status") or None
+    if status not in PAYOUT_STATUSES:
+        status = None
+    items, next_cursor = finance.list_payouts(status, _day("from"), _day("to"), request.args.get("cursor"), 50)
+    review, _ = finance.list_payouts("manual_review", None, None, None, 100)
+    return render_template("finance/payouts.html", items=items, next_cursor=next_cursor, review=review,
+                           statuses=PAYOUT_STATUSES, labels=finance.STATUS_LABELS, status=status,
+                           start=request.args.get("from", ""), end=request.args.get("to", ""))
+
+
+@bp.post("/payouts/<int:payout_id>")
+@console_required("finance")
+def payout_action(payout_id):
+    action = request.form.get("action", "")
+    return _run(lambda: finance.act_on_payout(payout_id, action, request.form.get("note") or None, console_user()),
+                "已处理", url_for(".payouts"))
+
+
+@bp.get("/reconciliation")
+@console_required("finance")
+def reconciliation():
+    runs = db.session.execute(select(ReconciliationRun).order_by(ReconciliationRun.id.desc()).limit(30)).scalars().all()
+    selected = request.args.get("run", type=int) or (runs[0].id if runs else None)
+    exceptions = db.session.execute(select(ReconciliationException).filter_by(run_id=selected)
+                                    .order_by(ReconciliationException.id)).scalars().all() if selected else []
+    return render_template("finance/reconciliation.html", runs=runs, selected=selected, exceptions=exceptions,
+                           labels=EXCEPTION_LABELS)
+
+
+@bp.post("/reconciliation")
+@console_required("finance")
+def start_reconciliation():
+    day = _day("date")
+    if day is None:
+        flash("请选择对账日期", "error")
+        return redirect(url_for(".reconciliation"))
+
+    def start():
+        run = start_run(day, requested_by=console_user().id)
+        db.session.flush()
+        enqueue_after_commit("maintenance", "rewards.reconciliation.run_reconciliation", run.id,
+                             job_id=f"reconcile-{run.id}")
+
+    return _run(start, "对账已开始，稍后刷新查看结果", url_for(".reconciliation"))
+
+
+@bp.post("/exceptions/<int:exception_id>")
+@console_required("finance")
+def resolve(exception_id):
+    return _run(lambda: resolve_exception(exception_id, request.form.get("note", ""), console_user().id),
+                "差异已处理", request.referrer or url_for(".reconciliation"))
+
+
+def init_console(app):
+    if "finance_console" in app.blueprints:
+        return
+    app.register_blueprint(bp)
+    register_console_page("finance_console.overview", "财务概览", ("finance",), 60)
+    register_console_page("finance_console.payouts", "红包发放", ("finance",), 61)
+    register_console_page("finance_console.reconciliation", "对账", ("finance",), 62)
