@@ -33,6 +33,18 @@ SENT_CHECKS = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4), ti
 HB_SENT = ("SENDING", "SENT", "RECEIVED", "RFUND_ING", "REFUND")
 
 
+def next_sent_check(sent_at: datetime, now: datetime) -> datetime:
+    """When the sweeper next asks WeChat about a sent packet. Production: on WeChat's schedule above
+    (few gethbinfo calls). REWARDS_CHECK_SCHEDULE=every_sweep (the default outside production, where
+    the sandbox's clock can jump 24 h): at every sweep."""
+    from flask import current_app
+
+    if current_app.config.get("REWARDS_CHECK_SCHEDULE") == "every_sweep":
+        return now
+    upcoming = [sent_at + step for step in SENT_CHECKS if sent_at + step > now]
+    return upcoming[0] if upcoming else now + timedelta(hours=4)
+
+
 class PayoutPending(Exception):
     """Not settled yet (WeChat busy, not enough balance, outcome unknown): the outbox redelivers the
     job later and it calls again with the same mch_billno."""
@@ -138,7 +150,8 @@ def apply_hb_info(payout_id: int, info: PayResult) -> str:
             _fetch_package(payout_id)
     elif status in ("SENDING", "SENT", "RFUND_ING") and payout.status == "manual_review":
         # in flight after all (a person asked again): back under the sweeper's watch, no money moves
-        if transition(payout_id, ("manual_review",), "sent", reason=None, next_check_at=utcnow() + SENT_CHECKS[0]):
+        if transition(payout_id, ("manual_review",), "sent", reason=None,
+                      next_check_at=next_sent_check(payout.sent_at, utcnow())):
             db.session.commit()
     if status == "RECEIVED":
         return mark_claimed(payout_id, at=info.rcv_time or utcnow())
@@ -173,7 +186,7 @@ def _note_code(payout_id: int, code: str) -> None:
 
 def mark_sent(payout_id: int, *, at: datetime, package: str | None = None, detail_id: str | None = None) -> str:
     payout = _fresh(payout_id)
-    values = {"sent_at": at, "next_check_at": utcnow() + SENT_CHECKS[0], "last_code": "SUCCESS"}
+    values = {"sent_at": at, "next_check_at": next_sent_check(at, utcnow()), "last_code": "SUCCESS"}
     if package:
         values["package"] = package
     if detail_id:

@@ -77,8 +77,7 @@ def check_payout(payout_id: int, now: datetime | None = None) -> str:
 
 def _reschedule(payout_id: int, now: datetime, sent_at: datetime | None) -> None:
     if sent_at is not None:
-        upcoming = [sent_at + step for step in payouts.SENT_CHECKS if sent_at + step > now]
-        when = upcoming[0] if upcoming else now + timedelta(hours=4)
+        when = max(payouts.next_sent_check(sent_at, now), now + timedelta(seconds=1))
     else:
         when = now + RETRY_CHECK
     db.session.execute(update(Payout).where(Payout.id == payout_id).values(next_check_at=when)

@@ -353,3 +353,27 @@ def test_rate_refusal_is_retried_within_the_job(pay_app, wechat_sandbox):
     with pytest.raises(payouts.PayoutPending):   # other pending outcomes wait for the outbox's backoff
         jobs.send_payout(other)
     assert_books_hold()
+
+
+@pytest.mark.parametrize("schedule, first_check_after", [("wechat", timedelta(minutes=15)),
+                                                         ("every_sweep", timedelta(0))])
+def test_sent_packets_are_checked_on_the_configured_schedule(make_app, sandbox_config, wechat_sandbox, db,
+                                                             reference_data, schedule, first_check_after):
+    app = make_app(**sandbox_config, REWARDS_CHECK_SCHEDULE=schedule)
+    with app.app_context():
+        fund()
+        pid = _approved()
+        assert payouts.send_payout(pid) == "sent"
+        payout = _payout(pid)
+        assert abs((payout.next_check_at - payout.sent_at) - first_check_after) < timedelta(seconds=5)
+        assert sweep_payouts() == ({} if schedule == "wechat" else {"sent": 1})
+
+
+def test_sweep_periodic_is_registered_with_an_rq_safe_id(app):
+    from rq.job import validate_job_id
+
+    from app.queue import PERIODIC
+
+    periodic = PERIODIC["rewards_sweep"]
+    validate_job_id(f"periodic-{periodic.id}")   # the clock enqueues it under this job id
+    assert periodic.func == "rewards.sweeper.sweep_payouts" and periodic.every == 60.0
