@@ -38,7 +38,8 @@ def run_due_periodics(app, last_run: dict[str, float]) -> list[str]:
                 with app.app_context():
                     _call(periodic.func)
             else:
-                enqueue("maintenance", periodic.func, job_id=f"periodic-{periodic.id}")
+                # RQ refuses dots in job ids; periodic ids read like "hazards.sla_sweep"
+                enqueue("maintenance", periodic.func, job_id="periodic-" + periodic.id.replace(".", "-"))
             started.append(periodic.id)
         except Exception:
             log.exception("periodic job failed", extra={"periodic": periodic.id})
