@@ -19,6 +19,9 @@ def init_app(app):
     register_periodic(Periodic(id="rewards_sweep", func="rewards.sweeper.sweep_payouts",
                                every=float(app.config["REWARDS_SWEEP_INTERVAL"])))
     _register_hazard_hook()
+    from rewards.indicators import register_indicators
+
+    register_indicators()
 
     from rewards.cli import rewards_group
 

@@ -1,0 +1,33 @@
+"""Operator indicators for payouts (app/ops.py): what is stuck, and what waits for finance."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, or_, select
+
+from app.extensions import db
+from app.models.base import utcnow
+from rewards.models import Payout
+
+# A reserved/sending payout normally leaves those states within seconds (outbox → RQ → WeChat);
+# a sent packet is settled by the sweeper within 24 h plus WeChat's refund delay.
+STUCK_AFTER = {"reserved": timedelta(minutes=10), "sending": timedelta(minutes=10), "sent": timedelta(hours=26)}
+
+
+def count_stuck_payouts() -> dict[str, int]:
+    now = utcnow()
+    counts = {status: 0 for status in (*STUCK_AFTER, "manual_review")}
+    since = func.coalesce(Payout.sent_at, Payout.first_call_at, Payout.reserved_at, Payout.created_at)
+    stuck = or_(*[(Payout.status == status) & (since < now - age) for status, age in STUCK_AFTER.items()],
+                Payout.status == "manual_review")
+    for status, count in db.session.execute(select(Payout.status, func.count()).where(stuck).group_by(Payout.status)):
+        counts[status] = count
+    return counts
+
+
+def register_indicators() -> None:
+    from app.ops import Indicator, register_indicator
+
+    register_indicator(Indicator("payouts_stuck", "红包卡住/待人工处理", "Payouts stuck in a state too long, "
+                                 "and those waiting in manual review, per status", count_stuck_payouts,
+                                 label="status", alert_above=0))
