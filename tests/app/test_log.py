@@ -1,0 +1,28 @@
+"""Logs never carry secrets or a reporter's openid, whatever the format string looks like."""
+import logging
+
+from app.log import RequestContextFilter, redact
+
+
+def _record(msg, *args):
+    return logging.LogRecord("t", logging.INFO, __file__, 1, msg, args, None)
+
+
+def test_redact_masks_credentials_and_openids():
+    text = redact("openid=o-abc123 access_token=XYZ secret: s3cr3t password='hunter2' code=ok")
+    assert "o-abc123" not in text and "XYZ" not in text and "s3cr3t" not in text and "hunter2" not in text
+    assert "code=ok" in text
+
+
+def test_filter_redacts_the_formatted_message_and_keeps_placeholders_working():
+    record = _record("login ok openid=%s session_key=%s for %d", "o-resident-9", "sk-777", 3)
+    assert RequestContextFilter().filter(record)
+    message = record.getMessage()
+    assert "o-resident-9" not in message and "sk-777" not in message
+    assert message.endswith("for 3")
+
+
+def test_plain_messages_keep_their_arguments():
+    record = _record("tip %s accepted", 42)
+    RequestContextFilter().filter(record)
+    assert record.getMessage() == "tip 42 accepted"
