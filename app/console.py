@@ -54,7 +54,9 @@ def console_user():
 def pages_for(user) -> list[ConsolePage]:
     if user is None:
         return []
-    allowed = [p for p in CONSOLE_PAGES.values() if user.has_role(*p.roles)]
+    # the registry is process-wide; list only pages this app actually serves
+    served = current_app.view_functions
+    allowed = [p for p in CONSOLE_PAGES.values() if p.endpoint in served and user.has_role(*p.roles)]
     return sorted(allowed, key=lambda p: (p.order, p.label))
 
 
