@@ -9,10 +9,8 @@ process, so other load on the machine skews it less) and the ratios.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,21 +36,10 @@ def main() -> int:
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
 
-    scratch = Path(tempfile.mkdtemp(prefix="bench-grids-"))
-    from app import create_app
-    from app.embedded import stop_embedded_redis
+    from bench.common import scratch_app
 
-    config = {"APP_ENV": "development", "INSTANCE_PATH": str(scratch), "LOG_LEVEL": "WARNING", "LOG_JSON": False,
-              "SQLALCHEMY_DATABASE_URI": args.database_url or f"sqlite:///{scratch / 'bench.db'}"}
-    if os.environ.get("REDIS_URL"):
-        config["REDIS_URL"] = os.environ["REDIS_URL"]
-    app = create_app(config)
-    try:
-        with app.app_context():
-            run(args)
-    finally:
-        if not config.get("REDIS_URL"):
-            stop_embedded_redis(scratch)
+    with scratch_app("bench-grids-", args.database_url):
+        run(args)
     return 0
 
 

@@ -345,7 +345,10 @@ def bench_tips_through_gunicorn(photo: Path, tips: int, concurrency: int) -> dic
 
     data = photo.read_bytes()
     results = {}
-    with tempfile.TemporaryDirectory(prefix="bench-tips-") as scratch:
+    from bench.common import embedded_redis_stopped, reset_database
+
+    with tempfile.TemporaryDirectory(prefix="bench-tips-") as scratch, \
+            embedded_redis_stopped(Path(scratch) / "instance"):
         scratch = Path(scratch)
         log = open(scratch / "servers.log", "wb")
         env = {**os.environ, **SANDBOX_WECHAT, "PYTHONPATH": str(ROOT), "APP_ENV": "development",
@@ -436,25 +439,6 @@ def bench_tips_through_gunicorn(photo: Path, tips: int, concurrency: int) -> dic
                 stop(proc)
             log.close()
     return results
-
-
-def reset_database(url: str) -> None:
-    """A PostgreSQL bench database starts empty (its name must contain 'bench' or 'test')."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from app.config import normalize_database_url
-
-    parsed = make_url(normalize_database_url(url))
-    if parsed.get_backend_name() != "postgresql":
-        return
-    if "bench" not in (parsed.database or "") and "test" not in (parsed.database or ""):
-        raise SystemExit("refusing to reset a database whose name has neither 'bench' nor 'test' in it")
-    engine = create_engine(parsed, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
 
 
 def print_tips(result: dict) -> None:

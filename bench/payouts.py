@@ -202,16 +202,9 @@ def main():
     sandbox = SandboxServer(tmp / "sandbox.db").start()
     try:
         from app import create_app
-        from app.config import normalize_database_url
+        from bench.common import reset_database
 
-        if db_url.startswith("postgres"):
-            from sqlalchemy import create_engine, text
-
-            engine = create_engine(normalize_database_url(db_url), isolation_level="AUTOCOMMIT")
-            with engine.connect() as conn:
-                conn.execute(text("DROP SCHEMA public CASCADE"))
-                conn.execute(text("CREATE SCHEMA public"))
-            engine.dispose()
+        reset_database(db_url)
         app = create_app({"WECHAT_API_BASE": sandbox.url + "/", "WECHAT_PAY_API_BASE": sandbox.url + "/",
                           "LOG_LEVEL": "WARNING", "LOG_JSON": False})
         base_env["REDIS_URL"] = app.config["REDIS_URL"]
@@ -245,6 +238,9 @@ def main():
             print("invariants:", check_all() or "all hold")
     finally:
         sandbox.stop()
+        from bench.common import stop_scratch_redis
+
+        stop_scratch_redis(tmp / "inst")
 
 
 if __name__ == "__main__":

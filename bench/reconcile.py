@@ -167,40 +167,36 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="bench-reconcile-"))
     os.environ.setdefault("BENCH_INSTANCE", str(tmp / "instance"))
     db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp / 'bench.db'}"
-    if db_url.startswith("postgres"):
-        from app.config import normalize_database_url
-        from sqlalchemy import create_engine, text
+    from app.config import normalize_database_url
+    from bench.common import embedded_redis_stopped, reset_database
 
-        db_url = normalize_database_url(db_url)
-        engine = create_engine(db_url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
-    bill = tmp / "bill.csv"
-    t0 = time.perf_counter()
-    setup(db_url, bill, args.packets)
-    print(f"setup: {args.packets} payouts + ledger, bill {bill.stat().st_size / 1e6:.1f} MB "
-          f"in {time.perf_counter() - t0:.1f} s ({db_url.split(':')[0]})")
-    BillHandler.bill_path = bill
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), BillHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    pay_base = f"http://127.0.0.1:{server.server_address[1]}/"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    outs = {}
-    for mode in ("import", "run"):
-        proc = subprocess.run([sys.executable, __file__, "--child", mode, "--db", db_url, "--pay-base", pay_base],
-                              capture_output=True, text=True, env=env, cwd=ROOT)
-        if proc.returncode != 0:
-            print(proc.stderr[-3000:])
-            raise SystemExit(1)
-        outs[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
-    server.shutdown()
-    run = outs["run"]
-    print(f"reconcile_day: {run['seconds']:.1f} s for {run['rows']} bill rows — status {run['status']}, "
-          f"matched {run['matched']}, exceptions {run['exceptions']} (goal ≤ 60 s)")
-    print(f"peak RSS: imports only {outs['import']['peak_mb']:.1f} MB; reconciling {run['peak_mb']:.1f} MB "
-          f"(goal < 200 MB)")
+    db_url = normalize_database_url(db_url)
+    reset_database(db_url)
+    with embedded_redis_stopped(Path(os.environ["BENCH_INSTANCE"])):  # the children started it
+        bill = tmp / "bill.csv"
+        t0 = time.perf_counter()
+        setup(db_url, bill, args.packets)
+        print(f"setup: {args.packets} payouts + ledger, bill {bill.stat().st_size / 1e6:.1f} MB "
+              f"in {time.perf_counter() - t0:.1f} s ({db_url.split(':')[0]})")
+        BillHandler.bill_path = bill
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), BillHandler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        pay_base = f"http://127.0.0.1:{server.server_address[1]}/"
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        outs = {}
+        for mode in ("import", "run"):
+            proc = subprocess.run([sys.executable, __file__, "--child", mode, "--db", db_url, "--pay-base", pay_base],
+                                  capture_output=True, text=True, env=env, cwd=ROOT)
+            if proc.returncode != 0:
+                print(proc.stderr[-3000:])
+                raise SystemExit(1)
+            outs[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+        server.shutdown()
+        run = outs["run"]
+        print(f"reconcile_day: {run['seconds']:.1f} s for {run['rows']} bill rows — status {run['status']}, "
+              f"matched {run['matched']}, exceptions {run['exceptions']} (goal ≤ 60 s)")
+        print(f"peak RSS: imports only {outs['import']['peak_mb']:.1f} MB; reconciling {run['peak_mb']:.1f} MB "
+              f"(goal < 200 MB)")
 
 
 if __name__ == "__main__":
