@@ -41,34 +41,28 @@ def new_photo_keys(extension: str, now: datetime | None = None) -> PhotoKeys:
 
 def store_photo(upload: UploadInfo, photo: ProcessedPhoto, storage: Storage | None = None) -> PhotoKeys:
     """Write original, display copy and thumbnail. On any failure, remove what was written."""
-    storage = storage or get_storage()
-    keys = new_photo_keys(photo.extension)
-    written = []
-    try:
-        with upload.open() as original:
-            storage.put(keys.original_key, original, photo.mime)
-        written.append(keys.original_key)
-        storage.put(keys.display_key, photo.display, photo.output_mime)
-        written.append(keys.display_key)
-        storage.put(keys.thumb_key, photo.thumb, photo.output_mime)
-    except BaseException:
-        delete_photo_files(written + [keys.thumb_key, keys.display_key], storage)
-        raise
-    return keys
+    return _store(upload, photo.extension, photo.mime,
+                  {"display_key": photo.display, "thumb_key": photo.thumb}, photo.output_mime, storage)
 
 
 def store_photo_preview(upload: UploadInfo, preview: PhotoPreview, storage: Storage | None = None) -> PhotoKeys:
     """Write the original and the thumbnail now; the display key is reserved for make_display_copy."""
+    return _store(upload, preview.extension, preview.mime, {"thumb_key": preview.thumb}, preview.output_mime,
+                  storage)
+
+
+def _store(upload: UploadInfo, extension: str, mime: str, copies: dict[str, bytes], output_mime: str,
+           storage: Storage | None) -> PhotoKeys:
+    """The private original, then each copy under its key; on any failure, remove all of them."""
     storage = storage or get_storage()
-    keys = new_photo_keys(preview.extension)
-    written = []
+    keys = new_photo_keys(extension)
     try:
         with upload.open() as original:
-            storage.put(keys.original_key, original, preview.mime)
-        written.append(keys.original_key)
-        storage.put(keys.thumb_key, preview.thumb, preview.output_mime)
+            storage.put(keys.original_key, original, mime)
+        for field, data in copies.items():
+            storage.put(getattr(keys, field), data, output_mime)
     except BaseException:
-        delete_photo_files(written + [keys.thumb_key], storage)
+        delete_photo_files([keys.original_key, *(getattr(keys, field) for field in copies)], storage)
         raise
     return keys
 

@@ -178,26 +178,17 @@ def process_photo(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> ProcessedPhot
 
     `source`: a path, bytes, a binary stream, or an UploadInfo. Raises the AppErrors of ERRORS.
     """
-    data = _load_bytes(source, max_bytes)
-    if not data:
-        raise photo_error("image_empty")
-    sha256 = hashlib.sha256(data).hexdigest()
-    size_bytes = len(data)
-    container = _parse(data)
-    metadata = read_exif(container.exif)
-    image = _decode(data, container, DISPLAY_SIZE)
-    del data
-    upright = _upright_copy(image, metadata.orientation, DISPLAY_MAX, DISPLAY_SIZE)
+    read = _read_photo(source, max_bytes, DISPLAY_SIZE)
+    upright = _upright_copy(read.image, read.exif.orientation, DISPLAY_MAX, DISPLAY_SIZE)
     thumb_image = _fit(upright, THUMB_SIZE)
-    width, height = _upright_size(container, metadata.orientation)
     return ProcessedPhoto(
-        sha256=sha256,
+        sha256=read.sha256,
         phash=phash64(thumb_image),
-        width=width,
-        height=height,
-        mime=container.mime,
-        size_bytes=size_bytes,
-        exif=metadata,
+        width=read.width,
+        height=read.height,
+        mime=read.mime,
+        size_bytes=read.size_bytes,
+        exif=read.exif,
         display=_encode_jpeg(upright, DISPLAY_QUALITY),
         thumb=_encode_jpeg(thumb_image, THUMB_QUALITY),
         display_size=upright.size,
@@ -232,21 +223,39 @@ def preview_photo(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> PhotoPreview:
     refused here exactly as in process_photo; it only skips most of the IDCT, colour conversion
     and upsampling (1/8 scale for a 12-MP photo, 1/4 for a 1920-px one).
     """
+    read = _read_photo(source, max_bytes, THUMB_SIZE)
+    # Bilinear (antialiased) from a decode already within 2× of the thumbnail: half Lanczos' cost.
+    thumb_image = _upright_copy(read.image, read.exif.orientation, THUMB_SIZE, THUMB_SIZE)
+    return PhotoPreview(sha256=read.sha256, phash=phash64(thumb_image), width=read.width, height=read.height,
+                        mime=read.mime, size_bytes=read.size_bytes, exif=read.exif,
+                        thumb=_encode_jpeg(thumb_image, THUMB_QUALITY), thumb_size=thumb_image.size)
+
+
+@dataclass(frozen=True)
+class _ReadPhoto:
+    sha256: str
+    size_bytes: int
+    mime: str
+    exif: PhotoExif
+    image: Image.Image  # decoded at the reduced scale asked for, not yet upright
+    width: int  # of the original, upright
+    height: int
+
+
+def _read_photo(source, max_bytes: int, scale: int) -> _ReadPhoto:
+    """Load, verify and hash the bytes, read EXIF, decode once reduced towards `scale`.
+
+    The bytes are dropped on return: only the reduced image lives on through encoding.
+    """
     data = _load_bytes(source, max_bytes)
     if not data:
         raise photo_error("image_empty")
     sha256 = hashlib.sha256(data).hexdigest()
-    size_bytes = len(data)
     container = _parse(data)
     metadata = read_exif(container.exif)
-    image = _decode(data, container, THUMB_SIZE)
-    del data
-    # Bilinear (antialiased) from a decode already within 2× of the thumbnail: half Lanczos' cost.
-    thumb_image = _upright_copy(image, metadata.orientation, THUMB_SIZE, THUMB_SIZE)
+    image = _decode(data, container, scale)
     width, height = _upright_size(container, metadata.orientation)
-    return PhotoPreview(sha256=sha256, phash=phash64(thumb_image), width=width, height=height,
-                        mime=container.mime, size_bytes=size_bytes, exif=metadata,
-                        thumb=_encode_jpeg(thumb_image, THUMB_QUALITY), thumb_size=thumb_image.size)
+    return _ReadPhoto(sha256, len(data), container.mime, metadata, image, width, height)
 
 
 def display_copy(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> tuple[bytes, tuple[int, int]]:
