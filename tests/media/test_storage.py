@@ -206,29 +206,10 @@ def test_keys_are_random_and_original_is_unlinkable_from_display():
 
 # --- S3 (moto server on loopback) ---------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def s3_storage(moto_endpoint, monkeypatch):
-    import boto3
-
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    bucket = f"rrp-{time.time_ns()}"
-    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
-    storage = make_storage(f"s3://{bucket}/media?endpoint_url={moto_endpoint}&region=us-east-1&addressing_style=path")
-    storage.test_bucket = bucket
+def s3_storage(s3_bucket):
+    storage = make_storage(s3_bucket.media_url)
+    storage.test_bucket = s3_bucket.name
     return storage
 
 
