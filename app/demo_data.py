@@ -244,9 +244,9 @@ class DemoRun:
 
     def fund_budget(self, amount_fen: int) -> None:
         """This month's red-packet budget, topped up under dual control: one asks, another approves."""
-        from datetime import datetime, timedelta, timezone
+        from rewards.clock import period_of
 
-        period = datetime.now(timezone(timedelta(hours=8))).strftime("%Y-%m")
+        period = period_of()
         asked = self.demo.call("POST", "/api/staff/v1/finance/requests", token=self.demo.login_staff("finance"),
                                json={"kind": "topup", "payload": {"period": period, "amount_fen": amount_fen},
                                      "note": "演示：本月红包预算"})

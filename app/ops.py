@@ -149,10 +149,6 @@ def count_oldest_outbox_age() -> float:
                                .where(OutboxMessage.status.in_(("pending", "dispatched"))))
     if oldest is None:
         return 0.0
-    if oldest.tzinfo is None:
-        from datetime import timezone
-
-        oldest = oldest.replace(tzinfo=timezone.utc)
     return max(0.0, (utcnow() - oldest).total_seconds())
 
 
