@@ -100,8 +100,10 @@ def find_near_hashes(phash: int, distance: int = DEFAULT_DISTANCE, exclude_photo
     keys = probe_keys(phash, distance)
     if db.session.get_bind().dialect.name == "postgresql":
         # One array parameter (not hundreds of bound values), the exact check inside the index-only
-        # scan, and a constant statement text so psycopg prepares it after a few calls.
-        rows = db.session.connection().exec_driver_sql(_PG_LOOKUP, (keys, phash, distance)).all()
+        # scan, and a constant statement text so psycopg prepares it after a few calls. The array
+        # goes as its text literal: psycopg's list dumper costs ~0.3 ms for 204 ints.
+        literal = "{" + ",".join(map(str, keys)) + "}"
+        rows = db.session.connection().exec_driver_sql(_PG_LOOKUP, (literal, phash, distance)).all()
     else:
         rows = db.session.execute(
             select(PhotoHashBand.photo_id, PhotoHashBand.phash).where(PhotoHashBand.band_key.in_(keys))).all()
