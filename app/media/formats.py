@@ -72,12 +72,12 @@ _NEUTRAL_APP = 0xEF  # APP15: Pillow keeps it in applist and never parses it
 _NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 
-def _parse_jpeg(data: bytearray) -> Container:
+def _jpeg_segments(data: bytearray):
+    """Yield (marker, start, body_start, body_end, next_start) for every segment after SOI up to and
+    including EOI. `start` is the segment's 0xFF; for SOS, next_start runs past the entropy-coded
+    data that follows it (restart markers included), for the others it is body_end."""
     size = len(data)
     pos = 2
-    width = height = 0
-    progressive = False
-    exif = None
     while True:
         while pos < size and data[pos] == 0xFF:  # fill bytes before a marker
             pos += 1
@@ -87,8 +87,8 @@ def _parse_jpeg(data: bytearray) -> Container:
             raise FormatError("image_corrupt", "JPEG marker expected")
         marker = data[pos]
         if marker == 0xD9:
-            end = pos + 1
-            break
+            yield marker, pos - 1, pos + 1, pos + 1, pos + 1
+            return
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:
             pos += 1
             continue
@@ -98,8 +98,26 @@ def _parse_jpeg(data: bytearray) -> Container:
         body_start, body_end = pos + 3, pos + 1 + length
         if length < 2 or body_end > size:
             raise FormatError("image_corrupt", "JPEG segment truncated")
-        if marker in _SOF and not width:
-            if length < 8:
+        next_start = body_end
+        if marker == 0xDA:  # start of scan: the entropy-coded data runs up to the next real marker
+            match = _NEXT_MARKER.search(data, body_end)
+            if match is None:
+                raise FormatError("image_corrupt", "JPEG scan truncated")
+            next_start = match.start()
+        yield marker, pos - 1, body_start, body_end, next_start
+        pos = next_start + 1 if marker == 0xDA else next_start
+
+
+def _parse_jpeg(data: bytearray) -> Container:
+    width = height = 0
+    progressive = False
+    exif = None
+    end = 0
+    for marker, _start, body_start, body_end, next_start in _jpeg_segments(data):
+        if marker == 0xD9:
+            end = next_start
+        elif marker in _SOF and not width:
+            if body_end - body_start < 6:
                 raise FormatError("image_corrupt", "short SOF")
             height, width = struct.unpack(">HH", bytes(data[body_start + 1:body_start + 5]))
             progressive = marker in _PROGRESSIVE
@@ -111,18 +129,38 @@ def _parse_jpeg(data: bytearray) -> Container:
                 exif = bytes(data[body_start + 6:body_end])
             # Keep ICC (APP2 ICC_PROFILE) for colour conversion; hide everything else from Pillow.
             if not (marker == 0xE2 and body.startswith(b"ICC_PROFILE")):
-                data[pos] = _NEUTRAL_APP
-        pos = body_end
-        if marker == 0xDA:  # start of scan: skip entropy-coded data up to the next real marker
-            if not width:
-                raise FormatError("image_corrupt", "scan before frame header")
-            match = _NEXT_MARKER.search(data, pos)
-            if match is None:
-                raise FormatError("image_corrupt", "JPEG scan truncated")
-            pos = match.start() + 1
+                data[body_start - 3] = _NEUTRAL_APP
+        elif marker == 0xDA and not width:
+            raise FormatError("image_corrupt", "scan before frame header")
     if not width:
         raise FormatError("image_corrupt", "JPEG without frame")
     return Container(JPEG, width, height, False, progressive, exif, end)
+
+
+# Frame types every browser and WeChat's image view decode: Huffman baseline, extended, progressive.
+_BROWSER_SOF = {0xC0, 0xC1, 0xC2}
+
+
+def strip_jpeg(data: bytearray) -> bytes | None:
+    """The same JPEG without its metadata, pixels untouched (no decode, no re-encode): every APPn
+    segment (EXIF, XMP, ICC, Photoshop/IPTC, JFIF, MPF, maker notes) and comment dropped, wherever it
+    sits, only Adobe's colour-transform flag kept, nothing after EOI. None when the frame is one
+    a browser may not show (arithmetic coding, lossless, 12-bit, CMYK/YCCK)."""
+    out = bytearray(b"\xff\xd8")
+    for marker, start, body_start, body_end, next_start in _jpeg_segments(data):
+        if marker in _SOF:
+            if marker not in _BROWSER_SOF or body_end - body_start < 6:
+                return None
+            precision, components = data[body_start], data[body_start + 5]
+            if precision != 8 or components not in (1, 3):
+                return None
+        elif marker == 0xCC:  # arithmetic-coding conditioning
+            return None
+        elif 0xE0 <= marker <= 0xEF or marker == 0xFE:
+            if not (marker == 0xEE and bytes(data[body_start:body_start + 5]) == b"Adobe"):
+                continue
+        out += data[start:next_start]
+    return bytes(out)
 
 
 # --- PNG --------------------------------------------------------------------------------------

@@ -15,10 +15,14 @@ Decisions (docs/PERFORMANCE.md "Photo processing" has the figures):
   not be what the resident saw).
 - A file carrying an archive, PDF, script or HTML after the image, or readable as a ZIP, is
   refused. Other trailing bytes (phone camera trailers) are tolerated: the original is never
-  served and every copy we hand out is re-encoded from pixels.
+  served and no copy we hand out carries them.
 - EXIF is read by our own bounded reader (app.media.exif); Pillow never parses it. Copies are
-  baseline JPEG with no EXIF, XMP, ICC or comment; orientation is applied; colours are converted
-  to sRGB (CMYK and wide-gamut photos included); transparency is flattened onto white.
+  JPEG with no EXIF, XMP, ICC or comment; orientation is applied; colours are converted to sRGB
+  (CMYK and wide-gamut photos included); transparency is flattened onto white.
+- A photo that already is what a display copy would be (a browser-safe JPEG, upright, sRGB,
+  long side ≤ DISPLAY_MAX, not oversized in bytes: what the mini-program's compressed photos
+  are) becomes its own display copy with its metadata segments cut out (formats.strip_jpeg):
+  no decode, no re-encode, no generation loss.
 - JPEG is decoded with Image.draft at the smallest 1/2, 1/4, 1/8 scale that still covers the
   display size, so a 12 MP photo is never decoded at full size.
 """
@@ -53,6 +57,8 @@ DISPLAY_SIZE = 1600
 DISPLAY_MAX = 2048
 THUMB_SIZE = 320
 DISPLAY_QUALITY = 82
+# A JPEG kept as its own display copy may be at most this large (else re-encoding saves bandwidth).
+DISPLAY_AS_IS_BYTES = 1_500_000
 THUMB_QUALITY = 78
 OUTPUT_MIME = "image/jpeg"
 CHUNK = 64 * 1024
@@ -178,9 +184,14 @@ def process_photo(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> ProcessedPhot
 
     `source`: a path, bytes, a binary stream, or an UploadInfo. Raises the AppErrors of ERRORS.
     """
-    read = _read_photo(source, max_bytes, DISPLAY_SIZE)
-    upright = _upright_copy(read.image, read.exif.orientation, DISPLAY_MAX, DISPLAY_SIZE)
-    thumb_image = _fit(upright, THUMB_SIZE)
+    read = _read_photo(source, max_bytes, DISPLAY_SIZE, display=True)
+    if read.display_as_is is not None:  # decoded at thumbnail scale only
+        thumb_image = _upright_copy(read.image, read.exif.orientation, THUMB_SIZE, THUMB_SIZE)
+        display, display_size = read.display_as_is, (read.width, read.height)
+    else:
+        upright = _upright_copy(read.image, read.exif.orientation, DISPLAY_MAX, DISPLAY_SIZE)
+        thumb_image = _fit(upright, THUMB_SIZE)
+        display, display_size = _encode_jpeg(upright, DISPLAY_QUALITY), upright.size
     return ProcessedPhoto(
         sha256=read.sha256,
         phash=phash64(thumb_image),
@@ -189,9 +200,9 @@ def process_photo(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> ProcessedPhot
         mime=read.mime,
         size_bytes=read.size_bytes,
         exif=read.exif,
-        display=_encode_jpeg(upright, DISPLAY_QUALITY),
+        display=display,
         thumb=_encode_jpeg(thumb_image, THUMB_QUALITY),
-        display_size=upright.size,
+        display_size=display_size,
         thumb_size=thumb_image.size,
     )
 
@@ -240,10 +251,12 @@ class _ReadPhoto:
     image: Image.Image  # decoded at the reduced scale asked for, not yet upright
     width: int  # of the original, upright
     height: int
+    display_as_is: bytes | None = None  # the original without metadata, when it is its own display copy
 
 
-def _read_photo(source, max_bytes: int, scale: int) -> _ReadPhoto:
-    """Load, verify and hash the bytes, read EXIF, decode once reduced towards `scale`.
+def _read_photo(source, max_bytes: int, scale: int, display: bool = False) -> _ReadPhoto:
+    """Load, verify and hash the bytes, read EXIF, decode once reduced towards `scale` — or towards
+    the thumbnail when `display` is asked for and the photo can be its own display copy.
 
     The bytes are dropped on return: only the reduced image lives on through encoding.
     """
@@ -253,9 +266,10 @@ def _read_photo(source, max_bytes: int, scale: int) -> _ReadPhoto:
     sha256 = hashlib.sha256(data).hexdigest()
     container = _parse(data)
     metadata = read_exif(container.exif)
-    image = _decode(data, container, scale)
+    as_is = _display_as_is(data, container, metadata.orientation) if display else None
+    image = _decode(data, container, THUMB_SIZE if as_is is not None else scale)
     width, height = _upright_size(container, metadata.orientation)
-    return _ReadPhoto(sha256, len(data), container.mime, metadata, image, width, height)
+    return _ReadPhoto(sha256, len(data), container.mime, metadata, image, width, height, as_is)
 
 
 def display_copy(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> tuple[bytes, tuple[int, int]]:
@@ -263,10 +277,29 @@ def display_copy(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> tuple[bytes, t
     data = _load_bytes(source, max_bytes)
     container = _parse(data)
     metadata = read_exif(container.exif)
+    as_is = _display_as_is(data, container, metadata.orientation)
+    if as_is is not None:
+        return as_is, (container.width, container.height)
     image = _decode(data, container, DISPLAY_SIZE)
     del data
     upright = _upright_copy(image, metadata.orientation, DISPLAY_MAX, DISPLAY_SIZE)
     return _encode_jpeg(upright, DISPLAY_QUALITY), upright.size
+
+
+def _display_as_is(data: bytearray, container: formats.Container, orientation: int) -> bytes | None:
+    """The original as its own display copy (metadata cut out, pixels untouched) when it already is
+    what _upright_copy would make: a browser-safe JPEG, upright, sRGB or untagged, long side at most
+    DISPLAY_MAX, at most DISPLAY_AS_IS_BYTES. Else None."""
+    if (container.mime != formats.JPEG or orientation not in (0, 1) or len(data) > DISPLAY_AS_IS_BYTES
+            or max(container.width, container.height) > DISPLAY_MAX):
+        return None
+    try:
+        with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:  # headers only, nothing decoded
+            if image.mode not in ("RGB", "L") or _foreign_profile(image.info.get("icc_profile")):
+                return None
+    except Exception:  # a profile or header Pillow cannot read: let the decode path judge it
+        return None
+    return formats.strip_jpeg(data)
 
 
 def _upright_size(container: formats.Container, orientation: int) -> tuple[int, int]:
@@ -404,14 +437,24 @@ def _fit(image: Image.Image, long_side: int, resample=Image.Resampling.LANCZOS) 
 _SRGB = ImageCms.createProfile("sRGB")
 
 
+def _foreign_profile(icc: bytes | None) -> ImageCms.ImageCmsProfile | None:
+    """The embedded profile when it is not sRGB (colours must be converted); raises when unreadable."""
+    if not icc:
+        return None
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    description = (ImageCms.getProfileDescription(profile) or "").lower()
+    return None if "srgb" in description else profile
+
+
 def _to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
     """Convert through the embedded profile when there is one; else the plain formula."""
     target_mode = "L" if image.mode == "L" else "RGB"
     if icc and image.mode in ("RGB", "CMYK"):
         try:
-            profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            description = (ImageCms.getProfileDescription(profile) or "").lower()
-            if image.mode == "CMYK" or "srgb" not in description:
+            profile = _foreign_profile(icc)
+            if image.mode == "CMYK" and profile is None:
+                profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            if profile is not None:
                 return ImageCms.profileToProfile(image, profile, _SRGB, outputMode="RGB")
         except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
             pass  # a broken profile: fall back to the formula, colours slightly off at worst

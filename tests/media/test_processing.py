@@ -249,6 +249,94 @@ def test_progressive_jpeg_is_processed():
     assert big.display_size == (DISPLAY_SIZE, 1067)  # 1/2 would be 1500 < 1600: full decode, then fitted
 
 
+# --- the display copy without a decode ----------------------------------------------------------
+
+def pixels(jpeg_bytes):
+    return np.asarray(Image.open(io.BytesIO(jpeg_bytes)))
+
+
+def test_upright_srgb_jpeg_is_its_own_display_copy_without_its_metadata():
+    """What the mini-program's compressed photos are: the display copy is the original's own
+    entropy-coded data (no generation loss), with EXIF, XMP, comments and trailers cut out."""
+    from app.media.processing import display_copy
+
+    exif = corpus.gps_exif()
+    data = corpus.jpeg(corpus.street_photo(31, (1920, 1440)), quality=85, exif=exif.tobytes(),
+                       comment=b"secret-comment")
+    data = corpus.insert_jpeg_segment(data, 0xE1, b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta>GPS</x:xmpmeta>")
+    data += b"SEFH" + os.urandom(512) + b"SEFT"
+    photo = process_photo(data)
+    assert photo.display_size == (1920, 1440) and photo.thumb_size == (THUMB_SIZE, 240)
+    assert np.array_equal(pixels(photo.display), pixels(data))  # the same pixels: nothing re-encoded
+    assert len(photo.display) < len(data) - 512
+    assert corpus.jpeg_segments(photo.display)[0] != 0xE1
+    assert not {0xE0, 0xE1, 0xE2, 0xED, 0xFE} & set(corpus.jpeg_segments(photo.display))
+    for secret in (b"Exif", b"TestCam", b"xmpmeta", b"secret-comment", b"SEFH"):
+        assert secret not in photo.display
+    # the job that makes display copies later takes the same path
+    assert display_copy(data) == (photo.display, (1920, 1440))
+
+
+def test_progressive_jpeg_loses_metadata_hidden_between_its_scans():
+    from app.media.formats import strip_jpeg
+
+    data = corpus.jpeg(corpus.street_photo(32, (800, 600)), progressive=True)
+    second_scan = data.index(b"\xff\xda", data.index(b"\xff\xda") + 2)
+    data = data[:second_scan] + b"\xff\xe1\x00\x0ahidden!!" + data[second_scan:]
+    stripped = strip_jpeg(bytearray(data))
+    assert b"hidden!!" not in stripped
+    assert np.array_equal(pixels(stripped), pixels(data))
+    assert process_photo(data).display == stripped
+
+
+@pytest.mark.parametrize("why", ["orientation", "wide_gamut", "cmyk", "too_many_bytes", "too_large", "png"])
+def test_display_copy_is_decoded_and_re_encoded_when_the_original_cannot_serve(why, monkeypatch):
+    from PIL import ImageCms
+
+    from app.media import processing
+    from app.media.formats import strip_jpeg
+
+    image = corpus.street_photo(33, (640, 480))
+    if why == "orientation":
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        data = corpus.jpeg(image, exif=exif.tobytes())
+    elif why == "wide_gamut":
+        data = corpus.jpeg(image, icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes())
+    elif why == "cmyk":
+        data = corpus.encode(image.convert("CMYK"), "JPEG")
+    elif why == "too_many_bytes":
+        data = corpus.jpeg(image, quality=100)
+        monkeypatch.setattr(processing, "DISPLAY_AS_IS_BYTES", len(data) - 1)
+    elif why == "too_large":
+        data = corpus.jpeg(corpus.street_photo(33, (2100, 1400)))
+    else:
+        data = corpus.encode(image, "PNG")
+    photo = process_photo(data)
+    assert Image.open(io.BytesIO(photo.display)).format == "JPEG"
+    assert Image.open(io.BytesIO(photo.display)).mode in ("RGB", "L")
+    if data[:2] == b"\xff\xd8":
+        assert photo.display != strip_jpeg(bytearray(data))
+
+
+@pytest.mark.parametrize("patch", ["arithmetic", "lossless", "12_bit", "four_components"])
+def test_strip_jpeg_refuses_frames_a_browser_may_not_show(patch):
+    from app.media.formats import strip_jpeg
+
+    data = bytearray(corpus.jpeg(corpus.street_photo(34, (320, 240))))
+    assert strip_jpeg(bytearray(data)) is not None
+    sof = data.index(b"\xff\xc0")
+    if patch == "arithmetic":
+        data[sof + 1] = 0xC9
+    elif patch == "lossless":
+        data[sof + 1] = 0xC3
+    elif patch == "12_bit":
+        data[sof + 4] = 12
+    else:
+        data[sof + 9] = 4
+    assert strip_jpeg(data) is None
+
+
 # --- EXIF: read, then gone ------------------------------------------------------------------------
 
 def test_exif_time_and_gps_are_read_and_absent_from_every_copy():
