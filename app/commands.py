@@ -60,11 +60,14 @@ def staff_create(username, password, roles, department):
 
 
 @click.command("worker")
-@click.option("--rq-workers", default=2, show_default=True, help="RQ worker processes")
+@click.option("--rq-workers", default=2, show_default=True, help="forking RQ worker processes")
+@click.option("--payout-workers", default=2, show_default=True,
+              help="in-process RQ workers for the payouts queue (0: the forking workers take it)")
 @click.option("--queues", default=None, help="comma-separated queue names (default: all)")
 @click.option("--role", type=click.Choice(["all", "rq", "clock"]), default="all", hidden=True)
+@click.option("--in-process", is_flag=True, hidden=True, help="rq role: run jobs in this process (no fork)")
 @click.option("--burst", is_flag=True, help="rq role: exit when the queues are empty")
-def worker_command(rq_workers, queues, role, burst):
+def worker_command(rq_workers, payout_workers, queues, role, in_process, burst):
     """All background work: RQ workers for every queue, the clock (scheduler, outbox relay, sweeps)."""
     import threading
 
@@ -74,9 +77,9 @@ def worker_command(rq_workers, queues, role, burst):
     names = tuple(q for q in (queues.split(",") if queues else QUEUES) if q)
     app = current_app._get_current_object()
     if role == "all":
-        sys.exit(worker.supervise(rq_workers, names))
+        sys.exit(worker.supervise(rq_workers, names, payout_workers))
     if role == "rq":
-        worker.run_rq_worker(app, names, burst=burst)
+        worker.run_rq_worker(app, names, burst=burst, in_process=in_process)
         return
     stop = threading.Event()
     import signal

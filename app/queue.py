@@ -79,7 +79,7 @@ class AppWorker(AppContextMixin, rq.Worker):
 
 
 class AppSimpleWorker(AppContextMixin, rq.SimpleWorker):
-    """In-process worker (tests, burst runs)."""
+    """In-process worker: the payouts queue (app/worker.py says why), tests, burst runs."""
 
 
 def make_worker(app, queues=QUEUES, simple=False, name=None):

@@ -1,7 +1,14 @@
 """`flask worker`: every background process in one command.
 
-The supervisor starts N RQ workers (forking: a killed job takes only its horse) and one clock,
-restarts any that die, and stops them all on SIGINT/SIGTERM. The clock runs the periodic jobs
+The supervisor starts N RQ workers (forking: a killed job takes only its horse), M in-process
+workers for the payouts queue and one clock, restarts any that die, and stops them all on
+SIGINT/SIGTERM.
+
+Payouts run in-process because a fork per job (fresh database connections, a fresh WeChat client
+and TLS connection) costs ~70 ms of CPU, which caps two forking workers at ~12 payouts/s against
+WeChat's 30/s (docs/PERFORMANCE.md). Nothing needs the fork's isolation there: a payout worker
+killed mid-job loses nothing (the outbox redelivers; the status compare-and-set and the committed
+billno make the redelivery pay at most once — tests/rewards/test_worker_faults.py kills both kinds). The clock runs the periodic jobs
 declared in app.queue.PERIODIC; a Redis lock per job id means that several clocks (several
 machines) still run each job once per interval.
 """
@@ -67,16 +74,31 @@ def run_clock(app, stop: threading.Event, tick: float = 0.2) -> None:
         stop.wait(tick)
 
 
-def run_rq_worker(app, queues=QUEUES, burst=False) -> None:
-    worker = make_worker(app, queues)
+IN_PROCESS_QUEUES = ("payouts",)
+
+
+def run_rq_worker(app, queues=QUEUES, burst=False, in_process=False) -> None:
+    worker = make_worker(app, queues, simple=in_process)
     worker.work(burst=burst, with_scheduler=True, logging_level=app.config.get("LOG_LEVEL", "INFO"))
 
 
-def supervise(rq_workers: int, queues: tuple[str, ...]) -> int:
-    """Start the child processes and keep them running until told to stop."""
+def plan_children(rq_workers: int, queues: tuple[str, ...], payout_workers: int) -> list[tuple[str, list[str]]]:
+    """(name, command) of every child: the clock, forking workers, in-process payout workers."""
     base = [sys.executable, "-m", "flask", "--app", "wsgi", "worker"]
+    in_process = tuple(q for q in IN_PROCESS_QUEUES if q in queues) if payout_workers > 0 else ()
+    forked = tuple(q for q in queues if q not in in_process)
     specs = [("clock", base + ["--role", "clock"])]
-    specs += [(f"rq-{i}", base + ["--role", "rq", "--queues", ",".join(queues)]) for i in range(rq_workers)]
+    if forked:
+        specs += [(f"rq-{i}", base + ["--role", "rq", "--queues", ",".join(forked)]) for i in range(rq_workers)]
+    if in_process:
+        specs += [(f"payouts-{i}", base + ["--role", "rq", "--in-process", "--queues", ",".join(in_process)])
+                  for i in range(payout_workers)]
+    return specs
+
+
+def supervise(rq_workers: int, queues: tuple[str, ...], payout_workers: int = 0) -> int:
+    """Start the child processes and keep them running until told to stop."""
+    specs = plan_children(rq_workers, queues, payout_workers)
     children: dict[str, subprocess.Popen] = {}
     stopping = threading.Event()
 

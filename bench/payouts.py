@@ -1,6 +1,6 @@
 """Payout throughput: approved rewards drained through outbox → RQ → WeChat sandbox → ledger.
 
-    .venv/bin/python bench/payouts.py [--limited 900] [--noop 300] [--workers 2] [--mode fork|simple|both]
+    .venv/bin/python bench/payouts.py [--limited 900] [--noop 300] [--workers 2] [--mode fork|in-process|both]
 
 Scratch database (DATABASE_URL when set, else a temp SQLite file), Redis from REDIS_URL or the
 embedded one, and the WeChat sandbox on a free port. Each phase approves a backlog of rewards
@@ -8,14 +8,15 @@ through the real reservation step (its outbox rows enqueue the jobs after commit
 `--workers` worker processes on the payouts queue and times until every payout is `sent`:
 
 1. no-op: no-op RQ jobs (`os.getpid`) — the queue's own wall time and worker CPU per job;
-2. limited: payouts at WeChat's 30 calls/s merchant limit (WECHAT_PAY_RATE_LIMIT=30, the shared
-   Redis limiter) — the achieved rate against the limit (goal ≥ 95 %), and FREQ_LIMIT / local
+2. limited: payouts at WeChat's 30 calls/s merchant limit (the shared Redis limiter at the config's
+   WECHAT_PAY_RATE_LIMIT, 29 by default; BENCH_PAY_RATE overrides it) — the achieved rate against the limit (goal ≥ 95 %), and FREQ_LIMIT / local
    rate-limit codes seen (goal 0); the busiest second seen by the sandbox must hold ≤ 30 packets;
    and the pipeline's worker CPU per payout (workers + their job processes, from /proc) against the
    no-op job's. The bench relays outbox rows as the worker's clock would (FREQ_LIMIT → redelivery).
 
-Worker kinds: `fork` is `flask worker --role rq` (RQ forks a job process per job); `simple` runs
-RQ's SimpleWorker in the worker process (no fork per job). The invariants are checked at the end.
+Worker kinds: `fork` is `flask worker --role rq` (RQ forks a job process per job); `in-process` is
+`flask worker --role rq --in-process`, what `flask worker` runs for the payouts queue (RQ's
+SimpleWorker: no fork per job). The invariants are checked at the end.
 """
 from __future__ import annotations
 
@@ -32,26 +33,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def simple_worker_main():
-    from app import create_app
-    from app.queue import make_worker
-
-    app = create_app()
-    make_worker(app, ("payouts",), simple=True).work(burst=False, logging_level="WARNING")
-
-
-def _env(base, sandbox_url, rate):
-    rate = int(os.environ.get("BENCH_PAY_RATE", rate))
-    return {**base, "WECHAT_API_BASE": sandbox_url + "/", "WECHAT_PAY_API_BASE": sandbox_url + "/",
-            "WECHAT_PAY_RATE_LIMIT": str(rate), "WECHAT_PAY_RATE_WAIT": "30", "LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(ROOT)}
+def _env(base, sandbox_url):
+    """The workers' settings: the config's own pay rate limit unless BENCH_PAY_RATE overrides it."""
+    env = {**base, "WECHAT_API_BASE": sandbox_url + "/", "WECHAT_PAY_API_BASE": sandbox_url + "/",
+           "WECHAT_PAY_RATE_WAIT": "30", "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+    if os.environ.get("BENCH_PAY_RATE"):
+        env["WECHAT_PAY_RATE_LIMIT"] = os.environ["BENCH_PAY_RATE"]
+    return env
 
 
 def _start_workers(mode, n, env):
-    if mode == "fork":
-        cmd = [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--role", "rq", "--queues", "payouts"]
-    else:
-        cmd = [sys.executable, __file__, "--simple-worker"]
+    cmd = [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--role", "rq", "--queues", "payouts"]
+    if mode == "in-process":
+        cmd.append("--in-process")
     return [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(n)]
 
@@ -143,7 +137,7 @@ def run_mode(mode, args, app, sandbox, base_env):
 
     out = {}
     # 1. no-op jobs: what the queue itself costs per job
-    procs = _start_workers(mode, args.workers, _env(base_env, sandbox.url, 30))
+    procs = _start_workers(mode, args.workers, _env(base_env, sandbox.url))
     time.sleep(5)  # workers up and idle before the clock starts
     cpu0, started = _cpu_seconds(procs), time.perf_counter()
     for _ in range(args.noop):
@@ -158,7 +152,7 @@ def run_mode(mode, args, app, sandbox, base_env):
     sandbox.reset()
     with app.app_context():
         ids = _approve_backlog(args.limited)   # the backlog: approved, outbox rows written, jobs queued
-    procs = _start_workers(mode, args.workers, _env(base_env, sandbox.url, 30))
+    procs = _start_workers(mode, args.workers, _env(base_env, sandbox.url))
     cpu0 = 0.0  # the workers' whole life: start-up is part of draining a backlog
     with app.app_context():
         ok = _wait_sent(ids, 600, relay=True)
@@ -186,12 +180,8 @@ def main():
     parser.add_argument("--limited", type=int, default=900)
     parser.add_argument("--noop", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--mode", choices=("fork", "simple", "both"), default="both")
-    parser.add_argument("--simple-worker", action="store_true")
+    parser.add_argument("--mode", choices=("fork", "in-process", "both"), default="both")
     args = parser.parse_args()
-    if args.simple_worker:
-        simple_worker_main()
-        return
 
     from tests.fixtures.sandbox import SandboxServer
 
@@ -219,7 +209,7 @@ def main():
             save_policy({"resident_day_count": 10, "program_day_fen": 10 ** 10}, created_by=None, approved_by=None)
             fund_period(period_of(), 10 ** 10)
             db.session.commit()
-        modes = ("fork", "simple") if args.mode == "both" else (args.mode,)
+        modes = ("fork", "in-process") if args.mode == "both" else (args.mode,)
         for mode in modes:
             sandbox.reset()
             r = run_mode(mode, args, app, sandbox, base_env)

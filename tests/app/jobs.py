@@ -19,3 +19,10 @@ def fail_times(key, times):
 
 def periodic_tick():
     redis.conn.incr("test:ticks")
+
+
+def record_pid():
+    """The process running the job and its parent: tells a forked job process from the worker itself."""
+    import os
+
+    redis.conn.rpush("test:pids", f"{os.getpid()} {os.getppid()}")

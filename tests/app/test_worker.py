@@ -3,6 +3,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from app.queue import PERIODIC, Periodic, register_periodic
 from app.worker import run_due_periodics
 from tests.conftest import ROOT
@@ -31,16 +33,23 @@ def test_periodic_runs_once_per_interval_across_clocks(app, db, redis_conn):
 
 
 def test_worker_supervisor_starts_children_and_stops_them_all(subprocess_env):
-    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--rq-workers", "1"],
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--rq-workers", "1",
+                             "--payout-workers", "1"],
                             cwd=ROOT, env=subprocess_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
         children: list[str] = []
         deadline = time.monotonic() + 60  # a loaded CI machine can take several seconds per child
-        while time.monotonic() < deadline and len(children) < 2:
+        while time.monotonic() < deadline and len(children) < 3:
             time.sleep(0.5)
             children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-        assert len(children) == 2  # one clock, one RQ worker
+        assert len(children) == 3  # one clock, one forking RQ worker, one in-process payouts worker
+        commands = sorted(open(f"/proc/{pid}/cmdline").read().split("\0")[5:-1] for pid in children)
+        assert commands == [
+            ["worker", "--role", "clock"],
+            ["worker", "--role", "rq", "--in-process", "--queues", "payouts"],
+            ["worker", "--role", "rq", "--queues", "intake,notify,webhooks,maintenance"],
+        ]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=40) == 0
         for pid in children:
@@ -52,3 +61,27 @@ def test_worker_supervisor_starts_children_and_stops_them_all(subprocess_env):
 
 def test_periodics_are_declared_with_stable_ids():
     assert PERIODIC["outbox.relay"].inline is True
+
+
+def test_payouts_go_to_the_forking_workers_when_no_payout_worker_is_asked_for():
+    from app.worker import plan_children
+
+    assert [cmd[-4:] for _, cmd in plan_children(2, ("intake", "payouts"), 0)[1:]] == [
+        ["--role", "rq", "--queues", "intake,payouts"]] * 2
+    # a machine that only serves payouts runs only in-process workers (and its clock)
+    assert [name for name, _ in plan_children(2, ("payouts",), 2)] == ["clock", "payouts-0", "payouts-1"]
+
+
+@pytest.mark.parametrize("in_process", [True, False])
+def test_in_process_worker_runs_jobs_without_forking(db, flask_cli, redis_conn, in_process):
+    import os
+
+    from app.queue import enqueue_after_commit
+
+    enqueue_after_commit("payouts", "tests.app.jobs.record_pid")
+    db.session.commit()
+    flask_cli("worker", "--role", "rq", "--queues", "payouts", "--burst", *(["--in-process"] if in_process else []))
+    [pids] = redis_conn.lrange("test:pids", 0, -1)
+    _job_pid, parent = map(int, pids.split())
+    # the worker is this test's child: its jobs run in it, or in a horse forked from it
+    assert (parent == os.getpid()) is in_process

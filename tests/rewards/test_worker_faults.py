@@ -1,5 +1,6 @@
-"""A real forking RQ worker (`flask worker --role rq`) killed with SIGKILL at each step of a payout,
-then the outbox relay redelivering: zero packets paid twice, zero fen unaccounted."""
+"""Real RQ workers (`flask worker --role rq`, forking and in-process, as production runs the payouts
+queue) killed with SIGKILL at each step of a payout, then the outbox relay redelivering: zero packets
+paid twice, zero fen unaccounted."""
 import subprocess
 import sys
 import time
@@ -13,10 +14,18 @@ from tests.rewards.helpers import (approve, assert_books_hold, assert_sandbox_ma
                                    make_tip)
 
 
-def _worker(env, extra=None):
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--role", "rq", "--queues",
-                           "payouts", "--burst"], cwd=ROOT, env={**env, **(extra or {})}, capture_output=True,
+def _worker_command(kind):
+    """`fork`: the job runs in a forked horse (SIGKILL takes only it); `in_process`: the worker dies too."""
+    return [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--role", "rq", "--queues", "payouts",
+            "--burst", *(["--in-process"] if kind == "in_process" else [])]
+
+
+def _worker(kind, env, extra=None):
+    return subprocess.run(_worker_command(kind), cwd=ROOT, env={**env, **(extra or {})}, capture_output=True,
                           text=True, timeout=120)
+
+
+WORKER_KINDS = pytest.mark.parametrize("kind", ["fork", "in_process"])
 
 
 @pytest.fixture
@@ -27,20 +36,21 @@ def worker_env(subprocess_env, wechat_sandbox):
 
 
 @pytest.mark.slow
+@WORKER_KINDS
 @pytest.mark.parametrize("crash_at, paid_at_crash, status_at_crash", [
     ("before_call", 0, "sending"),
     ("after_call", 1, "sending"),       # WeChat accepted, our commit never happened
     ("after_commit", 1, "sent"),        # committed, but the outbox row was never marked done
 ])
 def test_worker_killed_mid_payout(make_app, sandbox_config, wechat_sandbox, db, reference_data, worker_env,
-                                  tmp_path, crash_at, paid_at_crash, status_at_crash):
+                                  tmp_path, kind, crash_at, paid_at_crash, status_at_crash):
     app = make_app(**sandbox_config, OUTBOX_LEASE_SECONDS=1)
     flag = tmp_path / "crashed"
     with app.app_context():
         fund()
         pid = approve(make_tip(make_resident()))["id"]
 
-        _worker(worker_env, {"RENRENPAI_CRASH_AT": crash_at, "RENRENPAI_CRASH_FLAG": str(flag)})
+        _worker(kind, worker_env, {"RENRENPAI_CRASH_AT": crash_at, "RENRENPAI_CRASH_FLAG": str(flag)})
         assert flag.exists(), "the worker's job process should have been killed"
         db.session.rollback()
         assert db.session.get(Payout, pid).status == status_at_crash
@@ -49,7 +59,7 @@ def test_worker_killed_mid_payout(make_app, sandbox_config, wechat_sandbox, db, 
 
         time.sleep(1.2)
         assert relay_due() == 1           # the outbox row is due again: redispatched
-        _worker(worker_env, {"RENRENPAI_CRASH_AT": crash_at, "RENRENPAI_CRASH_FLAG": str(flag)})
+        _worker(kind, worker_env, {"RENRENPAI_CRASH_AT": crash_at, "RENRENPAI_CRASH_FLAG": str(flag)})
         db.session.rollback()
         payout = db.session.get(Payout, pid)
         assert payout.status == "sent" and payout.package
@@ -62,8 +72,9 @@ def test_worker_killed_mid_payout(make_app, sandbox_config, wechat_sandbox, db, 
 
 
 @pytest.mark.slow
-def test_two_forking_workers_drain_duplicates_without_paying_twice(make_app, sandbox_config, wechat_sandbox, db,
-                                                                   reference_data, worker_env):
+@WORKER_KINDS
+def test_two_workers_drain_duplicates_without_paying_twice(make_app, sandbox_config, wechat_sandbox, db,
+                                                           reference_data, worker_env, kind):
     """Every job enqueued twice (fast path + a forced relay), two workers at once: one packet each."""
     from app.extensions import redis
     from app.queue import enqueue
@@ -74,8 +85,7 @@ def test_two_forking_workers_drain_duplicates_without_paying_twice(make_app, san
         pids = [approve(make_tip(make_resident()))["id"] for _ in range(6)]
         for pid in pids:  # the same payout job delivered again under another job id
             enqueue("payouts", "rewards.jobs.send_payout", pid, job_id=f"dup-{pid}")
-        procs = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--role", "rq",
-                                   "--queues", "payouts", "--burst"], cwd=ROOT, env=worker_env,
+        procs = [subprocess.Popen(_worker_command(kind), cwd=ROOT, env=worker_env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
         for proc in procs:
             proc.wait(120)
