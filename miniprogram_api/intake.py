@@ -37,14 +37,18 @@ class IdempotencyConflict(Conflict):
 
 # --- photos -----------------------------------------------------------------------------------
 
-def upload_photo(resident_id: int, stream: BinaryIO) -> tuple[Photo, PhotoKeys]:
+def upload_photo(resident_id: int, stream: BinaryIO) -> tuple[Photo, PhotoKeys, bool]:
     """Check and store one uploaded photo for `resident_id`; 413/415/422 on bad files.
 
     The upload is spooled to a private temp file (64 KB at a time, hashed as it goes) and removed
     whatever happens; nothing is stored for a refused file. In the request: the real type, size and
     dimension limits, the whole-file decode check (at thumbnail scale), EXIF, sha256, pHash, the
-    private original and the thumbnail. The display copy is made by the `photo.display` job
-    (docs/PERFORMANCE.md: that split is what lets intake keep up).
+    private original and the thumbnail, and the display copy when the original is its own (an
+    upright sRGB JPEG ≤ 2048 px, metadata cut out: the mini-program's compressed photos). Any
+    other display copy is made by the `photo.display` job (docs/PERFORMANCE.md: that split is
+    what lets intake keep up).
+
+    Returns (photo, keys, display_ready).
     """
     with inspect_upload(stream) as upload:
         preview = preview_photo(upload)
@@ -61,11 +65,12 @@ def upload_photo(resident_id: int, stream: BinaryIO) -> tuple[Photo, PhotoKeys]:
     db.session.add(photo)
     try:
         db.session.flush()
-        queue_display_copy(photo.id)
+        if preview.display is None:
+            queue_display_copy(photo.id)
     except BaseException:
         delete_photo_files(keys)
         raise
-    return photo, keys
+    return photo, keys, preview.display is not None
 
 
 def discard_photo_files(keys: PhotoKeys) -> None:

@@ -64,11 +64,10 @@ def categories():
 @bp.response(201, schemas.MpPhotoSchema)
 @bp.doc(summary="上传一张照片（wx.uploadFile，字段 file）", security=BEARER)
 def upload_photo(files):
-    photo, keys = intake.upload_photo(current_resident_id(), files["file"].stream)
-    thumb_url = photo_urls(photo.thumb_key, photo.thumb_key)["thumb_url"]
-    # A new photo's display copy is still to be made (photo.display job): its url is the thumbnail's.
-    answer = {"id": photo.id, "sha256": photo.sha256, "width": photo.width, "height": photo.height,
-              "url": thumb_url, "thumb_url": thumb_url}
+    photo, keys, display_ready = intake.upload_photo(current_resident_id(), files["file"].stream)
+    # A display copy still to be made (photo.display job): until then the url is the thumbnail's.
+    urls = photo_urls(photo.display_key if display_ready else photo.thumb_key, photo.thumb_key)
+    answer = {"id": photo.id, "sha256": photo.sha256, "width": photo.width, "height": photo.height, **urls}
     try:
         db.session.commit()
     except BaseException:

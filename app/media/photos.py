@@ -46,9 +46,12 @@ def store_photo(upload: UploadInfo, photo: ProcessedPhoto, storage: Storage | No
 
 
 def store_photo_preview(upload: UploadInfo, preview: PhotoPreview, storage: Storage | None = None) -> PhotoKeys:
-    """Write the original and the thumbnail now; the display key is reserved for make_display_copy."""
-    return _store(upload, preview.extension, preview.mime, {"thumb_key": preview.thumb}, preview.output_mime,
-                  storage)
+    """Write the original, the thumbnail and, when the original is its own display copy, that;
+    otherwise the display key is reserved for make_display_copy."""
+    copies = {"thumb_key": preview.thumb}
+    if preview.display is not None:
+        copies["display_key"] = preview.display
+    return _store(upload, preview.extension, preview.mime, copies, preview.output_mime, storage)
 
 
 def _store(upload: UploadInfo, extension: str, mime: str, copies: dict[str, bytes], output_mime: str,

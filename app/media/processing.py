@@ -209,7 +209,8 @@ def process_photo(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> ProcessedPhot
 
 @dataclass(frozen=True)
 class PhotoPreview:
-    """The request-time part of intake: everything but the display copy (made later, off the request)."""
+    """The request-time part of intake: everything but a display copy that needs a decode (made
+    later, off the request). `display` is set when the original is its own display copy."""
 
     sha256: str
     phash: int
@@ -221,6 +222,7 @@ class PhotoPreview:
     thumb: bytes
     thumb_size: tuple[int, int] = field(default=(0, 0))
     output_mime: str = OUTPUT_MIME
+    display: bytes | None = None
 
     @property
     def extension(self) -> str:
@@ -234,12 +236,13 @@ def preview_photo(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> PhotoPreview:
     refused here exactly as in process_photo; it only skips most of the IDCT, colour conversion
     and upsampling (1/8 scale for a 12-MP photo, 1/4 for a 1920-px one).
     """
-    read = _read_photo(source, max_bytes, THUMB_SIZE)
+    read = _read_photo(source, max_bytes, THUMB_SIZE, display=True)
     # Bilinear (antialiased) from a decode already within 2× of the thumbnail: half Lanczos' cost.
     thumb_image = _upright_copy(read.image, read.exif.orientation, THUMB_SIZE, THUMB_SIZE)
     return PhotoPreview(sha256=read.sha256, phash=phash64(thumb_image), width=read.width, height=read.height,
                         mime=read.mime, size_bytes=read.size_bytes, exif=read.exif,
-                        thumb=_encode_jpeg(thumb_image, THUMB_QUALITY), thumb_size=thumb_image.size)
+                        thumb=_encode_jpeg(thumb_image, THUMB_QUALITY), thumb_size=thumb_image.size,
+                        display=read.display_as_is)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.media.processing import MAX_UPLOAD_BYTES
+from app.models.outbox import OutboxMessage
 from app.models.photo import Photo
 from tests.media import corpus
 from tests.miniprogram_api.conftest import tip_body
@@ -30,7 +31,8 @@ def stored_files(app) -> list[Path]:
 
 def test_upload_stores_original_privately_and_serves_stripped_copies(mp_app, login, run_jobs):
     resident = login()
-    data = corpus.jpeg(corpus.street_photo(3, (1200, 900)), exif=corpus.gps_exif())
+    # A camera original held sideways (orientation 6): its display copy needs a decode (a job).
+    data = corpus.jpeg(corpus.street_photo(3, (900, 1200)), exif=corpus.gps_exif(orientation=6))
     answer = resident.upload(data, filename="whatever.png")
     assert answer.status_code == 201, answer.get_json()
     body = answer.get_json()
@@ -58,6 +60,21 @@ def test_upload_stores_original_privately_and_serves_stripped_copies(mp_app, log
     # Tampered or unsigned URLs are refused; the original has no URL at all.
     assert resident.client.get(url.path).status_code == 403
     assert resident.client.get(f"/media/{photo.original_key}?exp=9999999999&sig=x").status_code == 403
+
+
+def test_upright_photo_has_its_display_copy_at_once(mp_app, login):
+    """The mini-program's compressed photos (upright, sRGB, ≤ 2048 px): the original without its
+    metadata is the display copy, stored in the upload request; no job is left to do."""
+    from app.media.photos import pending_display_ids
+
+    resident = login()
+    data = corpus.jpeg(corpus.street_photo(3, (1200, 900)), exif=corpus.gps_exif())
+    body = resident.upload(data).get_json()
+    assert body["url"] != body["thumb_url"]
+    display = fetch(resident, body["url"])
+    assert display.size == (1200, 900) and not display.getexif() and "exif" not in display.info
+    assert pending_display_ids([body["id"]]) == set()
+    assert db.session.scalars(select(OutboxMessage).where(OutboxMessage.topic == "photo.display")).all() == []
 
 
 def test_orientation_is_applied(login):
@@ -155,7 +172,10 @@ def test_display_copies_can_be_forced_before_urls_are_handed_out(mp_app, login, 
     from app.media.photos import ensure_display_copies, make_display_copy, pending_display_ids, photo_urls
 
     resident = login()
-    ids = [resident.photo_id(), resident.photo_id()]
+    sideways = Image.Exif()
+    sideways[0x0112] = 8
+    ids = [resident.photo_id(corpus.jpeg(corpus.street_photo(seed, (480, 640)), exif=sideways.tobytes()))
+           for seed in (21, 22)]
     photos = [db.session.get(Photo, i) for i in ids]
     assert pending_display_ids(ids) == set(ids)
     assert ensure_display_copies(photos) == 2

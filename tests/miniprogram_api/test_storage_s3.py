@@ -26,7 +26,8 @@ def test_upload_tip_and_display_copy_on_s3(s3_app, wechat_sandbox):
     login = http.post("/api/mp/v1/auth/login", json={"code": wechat_sandbox.login_code("o_s3")}).get_json()
     resident = Resident(http, login["token"], login["resident"]["id"], "o_s3")
 
-    answer = resident.upload(corpus.jpeg(corpus.street_photo(9, (1000, 750)), exif=corpus.gps_exif()))
+    # held sideways (orientation 6): the display copy is the job's
+    answer = resident.upload(corpus.jpeg(corpus.street_photo(9, (750, 1000)), exif=corpus.gps_exif(orientation=6)))
     assert answer.status_code == 201, answer.get_json()
     photo = db.session.get(Photo, answer.get_json()["id"])
     stored = bucket.keys()
@@ -36,14 +37,20 @@ def test_upload_tip_and_display_copy_on_s3(s3_app, wechat_sandbox):
     assert make_display_copy(photo.id) == "skipped"  # idempotent
     assert f"media/{photo.display_key}" in bucket.keys()
 
-    tip = resident.submit(tip_body([photo.id])).get_json()
-    url = tip["photos"][0]["url"]
-    assert "X-Amz-Signature=" in url and "X-Amz-Expires=" in url
-    fetched = requests.get(url, timeout=10)
-    assert fetched.status_code == 200
-    image = Image.open(io.BytesIO(fetched.content))
-    assert image.size == (1000, 750) and not image.getexif()
-    assert "private/" not in url
+    # upright: the original without its metadata is the display copy, written in the request
+    upright = resident.upload(corpus.jpeg(corpus.street_photo(10, (1000, 750)), exif=corpus.gps_exif()))
+    upright_photo = db.session.get(Photo, upright.get_json()["id"])
+    assert f"media/{upright_photo.display_key}" in bucket.keys()
+
+    tip = resident.submit(tip_body([photo.id, upright_photo.id])).get_json()
+    for served in tip["photos"]:
+        url = served["url"]
+        assert "X-Amz-Signature=" in url and "X-Amz-Expires=" in url
+        fetched = requests.get(url, timeout=10)
+        assert fetched.status_code == 200
+        image = Image.open(io.BytesIO(fetched.content))
+        assert image.size == (1000, 750) and not image.getexif() and b"TestCam" not in fetched.content
+        assert "private/" not in url
 
 
 def test_refused_upload_leaves_nothing_in_the_bucket(s3_app, wechat_sandbox):

@@ -9,6 +9,7 @@ from app.extensions import db
 from app.models.outbox import OutboxMessage
 from app.models.photo import Photo
 from app.models.tip import Tip, TipEvent
+from tests.media import corpus
 from tests.miniprogram_api.conftest import INSIDE_GCJ02, INSIDE_WGS84, OUTSIDE_GCJ02, tip_body
 
 
@@ -30,13 +31,15 @@ def intake_messages():
 
 def test_submit_creates_a_received_tip_with_timeline_and_intake_message(login, redis_conn):
     resident = login()
-    photos = [resident.photo_id(), resident.photo_id()]
+    sideways = corpus.jpeg(corpus.street_photo(41, (480, 640)), exif=corpus.gps_exif(orientation=6))
+    photos = [resident.photo_id(), resident.photo_id(sideways)]
     answer = resident.post("/tips", json=tip_body(photos), headers={"Idempotency-Key": "k-0000001"})
     assert answer.status_code == 201, answer.get_json()
     body = answer.get_json()
     assert body["status"] == "received" and body["category"] == "lpg_illegal"
     assert [p["id"] for p in body["photos"]] == photos and all(p["thumb_url"] for p in body["photos"])
-    assert all(p["url"] == p["thumb_url"] for p in body["photos"])  # display copies not made yet
+    # an upright photo is its own display copy; a sideways one waits for its job, showing its thumbnail
+    assert [p["url"] == p["thumb_url"] for p in body["photos"]] == [False, True]
     assert body["location"]["coord"] == "gcj02"
     assert body["location"]["lat"] == pytest.approx(INSIDE_GCJ02[0], abs=1e-6)
     tip = db.session.get(Tip, body["id"])
@@ -48,7 +51,7 @@ def test_submit_creates_a_received_tip_with_timeline_and_intake_message(login, r
     assert message.dedup_key == f"tip.intake:{tip.id}"
     from app.queue import get_queue
 
-    assert get_queue("intake").count == 3  # after each commit: two display copies, then the tip's intake
+    assert get_queue("intake").count == 2  # after each commit: the sideways photo's display copy, then the intake
 
 
 def test_wgs84_location_is_taken_as_is(login):
