@@ -577,8 +577,15 @@ class WeChatGateway:
         missing = self._missing_cert()
         if missing:
             return PayResult(PayOutcome.CONFIG_ERROR, "CERT_MISSING", f"{missing} is configured but not readable")
-        if not self._acquire_pay_slot():
+        slot = self._acquire_pay_slot()
+        if slot is None:
             return PayResult(PayOutcome.RETRY_SAME, "LOCAL_RATE_LIMIT", "pay call budget exhausted; not sent")
+        try:
+            return self._post_pay(endpoint, data)
+        finally:
+            self._release_pay_slot(slot)
+
+    def _post_pay(self, endpoint: str, data: dict) -> PayResult:
         pay = self._pay()
         try:
             reply = pay.post(endpoint, data=dict(data), timeout=self._cfg()["WECHAT_PAY_TIMEOUT"])
@@ -640,21 +647,41 @@ class WeChatGateway:
         return _unknown(code or "UNKNOWN_CODE", message, raw)
 
     # 6. rate limit ---------------------------------------------------------------------------
-    def _acquire_pay_slot(self) -> bool:
-        """Sliding one-second window in Redis, per merchant, shared by every process (WeChat: 30/s)."""
+    def _acquire_pay_slot(self) -> str | None:
+        """A slot in the merchant's one-second window (WeChat: 30 calls/s), shared by every process
+        through Redis; None when none frees up within WECHAT_PAY_RATE_WAIT.
+
+        WeChat counts a call when it arrives, which is some time after we start it. So a call holds
+        its slot while in flight (stamped in the future, up to its timeout) and is re-stamped with
+        the time its reply came (_release_pay_slot): an arrival lies between the two, so no second
+        of WeChat's can hold more calls than the limit, however late a call leaves the worker."""
         from app.extensions import redis
 
         cfg = self._cfg()
-        limit = int(cfg.get("WECHAT_PAY_RATE_LIMIT") or 25)
-        key = f"wechat:pay:calls:{cfg['WECHAT_MCH_ID']}"
+        limit = int(cfg.get("WECHAT_PAY_RATE_LIMIT") or 30)
+        hold_ms = int((float(cfg["WECHAT_PAY_TIMEOUT"]) + 1) * 1000)
+        slot = uuid.uuid4().hex
         deadline = time.monotonic() + float(cfg.get("WECHAT_PAY_RATE_WAIT", 5))
         while True:
-            wait_ms = redis.conn.eval(_SLIDING_WINDOW, 1, key, 1000, limit, uuid.uuid4().hex)
-            if int(wait_ms) <= 0:
-                return True
-            if time.monotonic() + int(wait_ms) / 1000 > deadline:
-                return False
-            time.sleep(int(wait_ms) / 1000)
+            wait_ms = int(redis.conn.eval(_SLIDING_WINDOW, 1, self._pay_window_key(), 1000, limit, slot, hold_ms))
+            if wait_ms <= 0:
+                return slot
+            wait = min(wait_ms, 50) / 1000  # in-flight calls end early and free their slot sooner
+            if time.monotonic() + wait > deadline:
+                return None
+            time.sleep(wait)
+
+    def _release_pay_slot(self, slot: str) -> None:
+        """The call is over: its slot counts from now for one second."""
+        from app.extensions import redis
+
+        try:
+            redis.conn.eval(_SLOT_DONE, 1, self._pay_window_key(), slot, 1000)
+        except Exception:  # Redis gone: the in-flight stamp still expires after the timeout
+            log.warning("pay rate slot not released", exc_info=True)
+
+    def _pay_window_key(self) -> str:
+        return f"wechat:pay:calls:{self._cfg()['WECHAT_MCH_ID']}"
 
     # fund flow -------------------------------------------------------------------------------
     def download_fundflow(self, bill_date: date | str, account_type: str = "Basic") -> "FundFlowBill":
@@ -665,8 +692,16 @@ class WeChatGateway:
         missing = self._missing_cert()
         if missing:
             return FundFlowBill(PayOutcome.CONFIG_ERROR, "FAILED", "CERT_MISSING", f"{missing} is not readable")
-        if not self._acquire_pay_slot():
+        slot = self._acquire_pay_slot()
+        if slot is None:
             return FundFlowBill(PayOutcome.RETRY_SAME, "NOT_SENT", "LOCAL_RATE_LIMIT")
+        try:
+            return self._post_fundflow(day, account_type)
+        finally:
+            self._release_pay_slot(slot)
+
+    def _post_fundflow(self, day: str, account_type: str) -> "FundFlowBill":
+        cfg = self._cfg()
         pay = self._pay()
         data = {"appid": cfg["WECHAT_APPID"], "mch_id": cfg["WECHAT_MCH_ID"], "nonce_str": secrets.token_hex(16),
                 "bill_date": day, "account_type": account_type, "sign_type": "HMAC-SHA256"}
@@ -805,20 +840,34 @@ def _summary(line: str) -> FundFlowSummary:
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
+# Sliding window of call stamps (ms, Redis's clock): ARGV window, limit, slot, hold. A new call is
+# stamped `hold` ms ahead (in flight: counted until re-stamped when it ends). Returns 0 when the
+# slot was taken, else the ms until the oldest stamp leaves the window.
 _SLIDING_WINDOW = """
 local key = KEYS[1]
 local window = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
+local hold = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 if redis.call('ZCARD', key) < limit then
-  redis.call('ZADD', key, now, ARGV[3])
-  redis.call('PEXPIRE', key, window * 2)
+  redis.call('ZADD', key, now + hold, ARGV[3])
+  redis.call('PEXPIRE', key, window * 2 + hold)
   return 0
 end
 local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 return math.max(1, tonumber(oldest[2]) + window - now)
+"""
+
+# A call ended: re-stamp its slot with now, rounded up to the next ms (ARGV slot, window).
+_SLOT_DONE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + 1
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < tonumber(ARGV[2]) * 2 then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2) end
+return 0
 """
 
 

@@ -9,7 +9,7 @@ through the real reservation step (its outbox rows enqueue the jobs after commit
 
 1. no-op: no-op RQ jobs (`os.getpid`) — the queue's own wall time and worker CPU per job;
 2. limited: payouts at WeChat's 30 calls/s merchant limit (the shared Redis limiter at the config's
-   WECHAT_PAY_RATE_LIMIT, 29 by default; BENCH_PAY_RATE overrides it) — the achieved rate against the limit (goal ≥ 95 %), and FREQ_LIMIT / local
+   WECHAT_PAY_RATE_LIMIT, 30 by default; BENCH_PAY_RATE overrides it) — the achieved rate against the limit (goal ≥ 95 %), and FREQ_LIMIT / local
    rate-limit codes seen (goal 0); the busiest second seen by the sandbox must hold ≤ 30 packets;
    and the pipeline's worker CPU per payout (workers + their job processes, from /proc) against the
    no-op job's. The bench relays outbox rows as the worker's clock would (FREQ_LIMIT → redelivery).

@@ -190,3 +190,21 @@ def test_token_fetched_once_across_processes(make_app, sandbox_config, wechat_sa
 
     assert len(tokens) == 1
     assert wechat_sandbox.stats()["token_fetches"] == 1
+
+
+def test_a_call_in_flight_holds_its_slot_until_its_reply_and_a_second_after(make_app, sandbox_config, db):
+    """WeChat counts a call when it arrives: a call that leaves late (a stalled worker, a slow
+    network) must still count in the second it may arrive in, so it holds its slot until it ends."""
+    app = make_app(**{**sandbox_config, "WECHAT_PAY_TIMEOUT": 5}, WECHAT_PAY_RATE_LIMIT=2, WECHAT_PAY_RATE_WAIT=0)
+    with app.app_context():
+        gateway = wechat  # the app's gateway: the slots are its own (private) business
+        slow = gateway._acquire_pay_slot()
+        time.sleep(1.1)  # longer than the window: a limiter stamping only the start would forget it
+        quick = gateway._acquire_pay_slot()
+        assert slow and quick
+        gateway._release_pay_slot(quick)
+        assert gateway._acquire_pay_slot() is None  # slow is still in flight, quick ended just now
+        gateway._release_pay_slot(slow)
+        assert gateway._acquire_pay_slot() is None  # both ended within the last second
+        time.sleep(1.05)
+        assert gateway._acquire_pay_slot() is not None
