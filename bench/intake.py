@@ -3,8 +3,11 @@
     .venv/bin/python bench/intake.py [--repeat 7]
 
 Photo processing (this part): app.media.processing.process_photo on
-  - a 12-megapixel (4000×3000) JPEG of about 4 MB, and
-  - a 500 KB phone-compressed JPEG (1920×1440),
+  - a 12-megapixel (4000×3000) JPEG of about 4 MB, EXIF orientation 6 (a phone held upright),
+  - a 500 KB phone-compressed JPEG (1920×1440) with the same EXIF (orientation 6), and
+  - a 500 KB JPEG as the mini-program uploads it (1920×1440, upright, no EXIF: what
+    wx.chooseMedia's "compressed" output is; the tips bench uploads this one unless
+    --tips-photo oriented),
 each compared with ONE full-size decode (Image.open + load) of the same file in the same run;
 the goal is processing cheaper than that one decode. Then peak RSS of processing one 12-MP photo
 in a fresh subprocess (VmHWM), against a subprocess that only imports the same modules
@@ -68,14 +71,16 @@ def write_test_photos(folder: Path) -> dict[str, Path]:
     exif = Image.Exif()
     exif[0x0112] = 6
     exif.get_ifd(0x8769)[0x9003] = "2024:05:01 09:30:15"
+    phone = make_photo(1920, 1440, 2, 8.0)
     photos = {
-        "12 MP, ~4 MB": (make_photo(4000, 3000, 1, 10.0), 88),
-        "phone-compressed, ~500 KB": (make_photo(1920, 1440, 2, 8.0), 80),
+        "12 MP, ~4 MB": (make_photo(4000, 3000, 1, 10.0), 88, exif.tobytes()),
+        "phone-compressed, ~500 KB": (phone, 80, exif.tobytes()),
+        "mini-program, ~500 KB": (phone, 80, b""),
     }
     paths = {}
-    for index, (name, (image, quality)) in enumerate(photos.items()):
+    for index, (name, (image, quality, exif_bytes)) in enumerate(photos.items()):
         path = folder / f"photo{index}.jpg"
-        image.save(path, "JPEG", quality=quality, exif=exif.tobytes())
+        image.save(path, "JPEG", quality=quality, exif=exif_bytes)
         paths[name] = path
     return paths
 
@@ -470,6 +475,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("photos", "tips"), default=None)
     parser.add_argument("--tips", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--tips-photo", choices=("miniprogram", "oriented"), default="miniprogram")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -481,7 +487,9 @@ def main() -> None:
         if args.only != "tips":
             bench_photos(paths, args.repeat)
         if args.only != "photos":
-            print_tips(bench_tips_through_gunicorn(paths["phone-compressed, ~500 KB"], args.tips, args.concurrency))
+            name = "mini-program, ~500 KB" if args.tips_photo == "miniprogram" else "phone-compressed, ~500 KB"
+            print(f"tips bench photo: {name}")
+            print_tips(bench_tips_through_gunicorn(paths[name], args.tips, args.concurrency))
 
 
 def bench_photos(paths: dict[str, Path], repeat: int) -> None:
