@@ -28,6 +28,7 @@ Decisions (docs/PERFORMANCE.md "Photo processing" has the figures):
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -40,7 +41,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageCms
 
-from app.errors import PayloadTooLarge, Unprocessable, UnsupportedMedia
+from app.errors import AppError, PayloadTooLarge, Unprocessable, UnsupportedMedia
 from app.media import formats
 from app.media.exif import PhotoExif, read_exif
 from app.media.hashing import phash64
@@ -56,6 +57,10 @@ DISPLAY_SIZE = 1600
 # resample, which was the largest cost after the decode.
 DISPLAY_MAX = 2048
 THUMB_SIZE = 320
+# Likewise a thumbnail-scale decode up to this long side is the thumbnail as it is (a 1920-px photo's
+# 1/4 decode, 480 px; a 12-MP photo's 1/8, 500 px): no resample, which cost more than the rest of
+# the thumbnail, and about what a list shows on a 3× phone screen.
+THUMB_MAX = 512
 DISPLAY_QUALITY = 82
 # A JPEG kept as its own display copy may be at most this large (else re-encoding saves bandwidth).
 DISPLAY_AS_IS_BYTES = 1_500_000
@@ -169,7 +174,7 @@ class ProcessedPhoto:
     size_bytes: int
     exif: PhotoExif
     display: bytes  # JPEG, long side ≤ DISPLAY_SIZE, no metadata
-    thumb: bytes  # JPEG, long side ≤ THUMB_SIZE, no metadata
+    thumb: bytes  # JPEG, long side ≤ THUMB_MAX (≤ THUMB_SIZE when made from the display copy), no metadata
     display_size: tuple[int, int] = field(default=(0, 0))
     thumb_size: tuple[int, int] = field(default=(0, 0))
     output_mime: str = OUTPUT_MIME
@@ -186,7 +191,7 @@ def process_photo(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> ProcessedPhot
     """
     read = _read_photo(source, max_bytes, DISPLAY_SIZE, display=True)
     if read.display_as_is is not None:  # decoded at thumbnail scale only
-        thumb_image = _upright_copy(read.image, read.exif.orientation, THUMB_SIZE, THUMB_SIZE)
+        thumb_image = _upright_copy(read.image, read.exif.orientation, THUMB_MAX, THUMB_SIZE)
         display, display_size = read.display_as_is, (read.width, read.height)
     else:
         upright = _upright_copy(read.image, read.exif.orientation, DISPLAY_MAX, DISPLAY_SIZE)
@@ -238,7 +243,7 @@ def preview_photo(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> PhotoPreview:
     """
     read = _read_photo(source, max_bytes, THUMB_SIZE, display=True)
     # Bilinear (antialiased) from a decode already within 2× of the thumbnail: half Lanczos' cost.
-    thumb_image = _upright_copy(read.image, read.exif.orientation, THUMB_SIZE, THUMB_SIZE)
+    thumb_image = _upright_copy(read.image, read.exif.orientation, THUMB_MAX, THUMB_SIZE)
     return PhotoPreview(sha256=read.sha256, phash=phash64(thumb_image), width=read.width, height=read.height,
                         mime=read.mime, size_bytes=read.size_bytes, exif=read.exif,
                         thumb=_encode_jpeg(thumb_image, THUMB_QUALITY), thumb_size=thumb_image.size,
@@ -269,8 +274,9 @@ def _read_photo(source, max_bytes: int, scale: int, display: bool = False) -> _R
     sha256 = hashlib.sha256(data).hexdigest()
     container = _parse(data)
     metadata = read_exif(container.exif)
-    as_is = _display_as_is(data, container, metadata.orientation) if display else None
-    image = _decode(data, container, THUMB_SIZE if as_is is not None else scale)
+    image = _open(data, container)
+    as_is = _display_as_is(data, container, metadata.orientation, image) if display else None
+    _decode(image, container, THUMB_SIZE if as_is is not None else scale)
     width, height = _upright_size(container, metadata.orientation)
     return _ReadPhoto(sha256, len(data), container.mime, metadata, image, width, height, as_is)
 
@@ -280,27 +286,28 @@ def display_copy(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> tuple[bytes, t
     data = _load_bytes(source, max_bytes)
     container = _parse(data)
     metadata = read_exif(container.exif)
-    as_is = _display_as_is(data, container, metadata.orientation)
+    image = _open(data, container)
+    as_is = _display_as_is(data, container, metadata.orientation, image)
     if as_is is not None:
         return as_is, (container.width, container.height)
-    image = _decode(data, container, DISPLAY_SIZE)
+    _decode(image, container, DISPLAY_SIZE)
     del data
     upright = _upright_copy(image, metadata.orientation, DISPLAY_MAX, DISPLAY_SIZE)
     return _encode_jpeg(upright, DISPLAY_QUALITY), upright.size
 
 
-def _display_as_is(data: bytearray, container: formats.Container, orientation: int) -> bytes | None:
+def _display_as_is(data: bytearray, container: formats.Container, orientation: int,
+                   image: Image.Image) -> bytes | None:
     """The original as its own display copy (metadata cut out, pixels untouched) when it already is
     what _upright_copy would make: a browser-safe JPEG, upright, sRGB or untagged, long side at most
-    DISPLAY_MAX, at most DISPLAY_AS_IS_BYTES. Else None."""
+    DISPLAY_MAX, at most DISPLAY_AS_IS_BYTES. Else None. `image`: opened, not yet decoded."""
     if (container.mime != formats.JPEG or orientation not in (0, 1) or len(data) > DISPLAY_AS_IS_BYTES
-            or max(container.width, container.height) > DISPLAY_MAX):
+            or max(container.width, container.height) > DISPLAY_MAX or image.mode not in ("RGB", "L")):
         return None
     try:
-        with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:  # headers only, nothing decoded
-            if image.mode not in ("RGB", "L") or _foreign_profile(image.info.get("icc_profile")):
-                return None
-    except Exception:  # a profile or header Pillow cannot read: let the decode path judge it
+        if _foreign_profile(image.info.get("icc_profile")):
+            return None
+    except Exception:  # a profile Pillow cannot read: let the decode path judge it
         return None
     return formats.strip_jpeg(data)
 
@@ -358,19 +365,32 @@ def _parse(data: bytearray) -> formats.Container:
 _FORMAT_NAMES = {formats.JPEG: "JPEG", formats.PNG: "PNG", formats.WEBP: "WEBP"}
 
 
-def _decode(data: bytearray, container: formats.Container, target: int = DISPLAY_SIZE) -> Image.Image:
-    """Decode once, as small as a copy with long side `target` allows (JPEG scales 1/2, 1/4, 1/8).
-    Any decoder failure is image_corrupt."""
-    try:
+def _open(data: bytearray, container: formats.Container) -> Image.Image:
+    """Pillow's view of the headers (nothing decoded yet). Any failure is image_corrupt."""
+    with _decoder_errors():
         image = Image.open(io.BytesIO(data), formats=[_FORMAT_NAMES[container.mime]])
         if image.size != (container.width, container.height):
             raise ValueError(f"header says {container.width}x{container.height}, decoder {image.size}")
+        return image
+
+
+def _decode(image: Image.Image, container: formats.Container, target: int = DISPLAY_SIZE) -> None:
+    """Decode `image` once, as small as a copy with long side `target` allows (JPEG scales 1/2,
+    1/4, 1/8). Any decoder failure is image_corrupt."""
+    with _decoder_errors():
         if container.mime == formats.JPEG:
             scale = target / max(image.size)
             if scale < 1:
                 image.draft("RGB", (max(1, int(image.width * scale)), max(1, int(image.height * scale))))
         image.load()
-        return image
+
+
+@contextlib.contextmanager
+def _decoder_errors():
+    try:
+        yield
+    except AppError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise photo_error("image_too_large") from None
     except Exception as error:  # hostile bytes reach many decoder paths; none may become a 500
