@@ -16,6 +16,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from app.extensions import db
+from app.media.photos import ensure_display_copies
 from app.models.base import utcnow
 from app.models.resident import Resident
 from app.models.tip import Tip
@@ -52,7 +53,10 @@ def process_tip(tip_id: int) -> str:
     reporter = checks.reporter_signals(tip, resident)
     where = checks.locate_tip(tip)
     priority = _priority(tip.category)
-    db.session.commit()  # end the read transaction before talking to WeChat
+    # WeChat fetches the display copies for the media check: make any still pending (their
+    # photo.display job normally ran first on the same queue, but a redelivery can reorder them).
+    ensure_display_copies(tip.photos)
+    db.session.commit()  # end the transaction before talking to WeChat
 
     text = {"suggest": "skipped"}
     media: list[dict] = []

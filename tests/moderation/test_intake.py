@@ -229,3 +229,21 @@ def test_reporter_signals_are_soft_flags(intake_app, wechat_sandbox):
     reporter = tip.signals["reporter"]
     assert reporter["tips_today"] == 2 and reporter["no_reward_reason"] == "grid_worker"
     assert reporter["photos"][0]["exif_distance_m"] > 1000
+
+
+def test_display_copies_still_pending_are_made_before_wechat_fetches_them(intake_app, scene_jpegs, wechat_sandbox):
+    """The photo.display job normally runs before the tip's intake (same queue, queued first); when
+    a redelivery reorders them, the intake makes the copy itself rather than send WeChat a 404."""
+    from app.media.models import PendingDisplayCopy
+    from app.media.photos import pending_display_ids
+    from app.media.storage import get_storage
+
+    tip = _tip(make_resident(), scene_jpegs[:1])
+    photo = tip.photos[0]
+    get_storage().delete(photo.display_key)
+    db.session.add(PendingDisplayCopy(photo_id=photo.id))
+    db.session.commit()
+
+    assert intake.process_tip(tip.id) == "pending_review"
+    assert get_storage().exists(photo.display_key)
+    assert pending_display_ids([photo.id]) == set()
