@@ -68,7 +68,7 @@ def staff_create(username, password, roles, department):
 @click.option("--in-process", is_flag=True, hidden=True, help="rq role: run jobs in this process (no fork)")
 @click.option("--burst", is_flag=True, help="rq role: exit when the queues are empty")
 def worker_command(rq_workers, payout_workers, queues, role, in_process, burst):
-    """All background work: RQ workers for every queue, the clock (scheduler, outbox relay, sweeps)."""
+    """All background work: RQ workers for every queue (payouts in-process), the clock (outbox relay, sweeps)."""
     import threading
 
     from app import worker

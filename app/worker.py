@@ -8,9 +8,10 @@ Payouts run in-process because a fork per job (fresh database connections, a fre
 and TLS connection) costs ~70 ms of CPU, which caps two forking workers at ~12 payouts/s against
 WeChat's 30/s (docs/PERFORMANCE.md). Nothing needs the fork's isolation there: a payout worker
 killed mid-job loses nothing (the outbox redelivers; the status compare-and-set and the committed
-billno make the redelivery pay at most once — tests/rewards/test_worker_faults.py kills both kinds). The clock runs the periodic jobs
-declared in app.queue.PERIODIC; a Redis lock per job id means that several clocks (several
-machines) still run each job once per interval.
+billno make the redelivery pay at most once — tests/rewards/test_worker_faults.py kills both kinds).
+
+The clock runs the periodic jobs declared in app.queue.PERIODIC; a Redis lock per job id means
+that several clocks (several machines) still run each job once per interval.
 """
 from __future__ import annotations
 
