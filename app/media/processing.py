@@ -173,7 +173,7 @@ class ProcessedPhoto:
     mime: str  # of the original
     size_bytes: int
     exif: PhotoExif
-    display: bytes  # JPEG, long side ≤ DISPLAY_SIZE, no metadata
+    display: bytes  # JPEG, long side ≤ DISPLAY_MAX, no metadata
     thumb: bytes  # JPEG, long side ≤ THUMB_MAX (≤ THUMB_SIZE when made from the display copy), no metadata
     display_size: tuple[int, int] = field(default=(0, 0))
     thumb_size: tuple[int, int] = field(default=(0, 0))
