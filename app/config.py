@@ -106,6 +106,10 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
         "RATELIMIT_SWALLOW_ERRORS": True,
         "WORKER_MAINTENANCE_INTERVAL": _env_int(env, "WORKER_MAINTENANCE_INTERVAL", 5),
         "OUTBOX_LEASE_SECONDS": _env_int(env, "OUTBOX_LEASE_SECONDS", 60),
+        # Seconds between payout sweeps; when the sweeper asks WeChat about sent packets: "wechat"
+        # (a sparse schedule, few gethbinfo calls) or "every_sweep" (the sandbox's clock can jump 24 h).
+        "REWARDS_SWEEP_INTERVAL": float(env.get("REWARDS_SWEEP_INTERVAL") or 60),
+        "REWARDS_CHECK_SCHEDULE": env.get("REWARDS_CHECK_SCHEDULE") or ("wechat" if production else "every_sweep"),
         # When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>` (scrapers inside the network).
         "METRICS_TOKEN": env.get("METRICS_TOKEN", ""),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),

@@ -15,7 +15,6 @@ def init_app(app):
 
     register_acceptance_step(20, "reward", reward_step)
     register_topic(PAYOUT_TOPIC, "payouts", "rewards.jobs.send_payout")
-    _configure(app)
     register_periodic(Periodic(id="rewards_sweep", func="rewards.sweeper.sweep_payouts",
                                every=float(app.config["REWARDS_SWEEP_INTERVAL"])))
     _register_hazard_hook()
@@ -27,17 +26,6 @@ def init_app(app):
 
     app.cli.add_command(rewards_group)
     _register_web(app)
-
-
-def _configure(app):
-    """REWARDS_SWEEP_INTERVAL (seconds between sweeps, default 60) and REWARDS_CHECK_SCHEDULE
-    ("wechat": sent packets checked on a sparse schedule, the production default; "every_sweep":
-    at every sweep, the default elsewhere) — from the app config, else the environment."""
-    import os
-
-    app.config.setdefault("REWARDS_SWEEP_INTERVAL", float(os.environ.get("REWARDS_SWEEP_INTERVAL") or 60))
-    default_schedule = "wechat" if app.config.get("APP_ENV") == "production" else "every_sweep"
-    app.config.setdefault("REWARDS_CHECK_SCHEDULE", os.environ.get("REWARDS_CHECK_SCHEDULE") or default_schedule)
 
 
 def _register_hazard_hook():

@@ -44,7 +44,7 @@ class System:
                     "WECHAT_API_BASE": sandbox.url + "/", "WECHAT_PAY_API_BASE": sandbox.url + "/",
                     "PUBLIC_BASE_URL": self.base, "WECHAT_PUSH_URL": self.base + "/wechat/push",
                     # the clock's sweeps run every couple of seconds so the journey takes seconds
-                    "REWARDS_SWEEP_INTERVAL": "2", "HAZARD_SLA_SCAN_INTERVAL": "5",
+                    "REWARDS_SWEEP_INTERVAL": "2",
                     "LOG_LEVEL": "WARNING"}
         self.processes: list[subprocess.Popen] = []
         self.http = requests.Session()
