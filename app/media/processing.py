@@ -189,7 +189,7 @@ def process_photo(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> ProcessedPhot
 
     `source`: a path, bytes, a binary stream, or an UploadInfo. Raises the AppErrors of ERRORS.
     """
-    read = _read_photo(source, max_bytes, DISPLAY_SIZE, display=True)
+    read = _read_photo(source, max_bytes, DISPLAY_SIZE)
     if read.display_as_is is not None:  # decoded at thumbnail scale only
         thumb_image = _upright_copy(read.image, read.exif.orientation, THUMB_MAX, THUMB_SIZE)
         display, display_size = read.display_as_is, (read.width, read.height)
@@ -241,7 +241,7 @@ def preview_photo(source, *, max_bytes: int = MAX_UPLOAD_BYTES) -> PhotoPreview:
     refused here exactly as in process_photo; it only skips most of the IDCT, colour conversion
     and upsampling (1/8 scale for a 12-MP photo, 1/4 for a 1920-px one).
     """
-    read = _read_photo(source, max_bytes, THUMB_SIZE, display=True)
+    read = _read_photo(source, max_bytes, THUMB_SIZE)
     # Bilinear (antialiased) from a decode already within 2× of the thumbnail: half Lanczos' cost.
     thumb_image = _upright_copy(read.image, read.exif.orientation, THUMB_MAX, THUMB_SIZE)
     return PhotoPreview(sha256=read.sha256, phash=phash64(thumb_image), width=read.width, height=read.height,
@@ -262,9 +262,9 @@ class _ReadPhoto:
     display_as_is: bytes | None = None  # the original without metadata, when it is its own display copy
 
 
-def _read_photo(source, max_bytes: int, scale: int, display: bool = False) -> _ReadPhoto:
+def _read_photo(source, max_bytes: int, scale: int) -> _ReadPhoto:
     """Load, verify and hash the bytes, read EXIF, decode once reduced towards `scale` — or towards
-    the thumbnail when `display` is asked for and the photo can be its own display copy.
+    the thumbnail when the photo can be its own display copy.
 
     The bytes are dropped on return: only the reduced image lives on through encoding.
     """
@@ -275,7 +275,7 @@ def _read_photo(source, max_bytes: int, scale: int, display: bool = False) -> _R
     container = _parse(data)
     metadata = read_exif(container.exif)
     image = _open(data, container)
-    as_is = _display_as_is(data, container, metadata.orientation, image) if display else None
+    as_is = _display_as_is(data, container, metadata.orientation, image)
     _decode(image, container, THUMB_SIZE if as_is is not None else scale)
     width, height = _upright_size(container, metadata.orientation)
     return _ReadPhoto(sha256, len(data), container.mime, metadata, image, width, height, as_is)
