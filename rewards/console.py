@@ -14,6 +14,7 @@ from app.errors import AppError
 from app.extensions import db
 from app.queue import enqueue_after_commit
 from rewards import finance
+from rewards.clock import shanghai_day
 from rewards.models import PAYOUT_STATUSES, FinanceRequest, ReconciliationException, ReconciliationRun
 from rewards.reconciliation import EXCEPTION_LABELS, resolve_exception, start_run
 
@@ -61,26 +62,33 @@ def overview():
 @console_required("finance")
 def new_request():
     kind = request.form.get("kind")
-    if kind == "topup":
-        try:
-            amount = int(round(float(request.form.get("amount_yuan") or "0") * 100))
-        except ValueError:
-            amount = 0
-        payload = {"period": request.form.get("period", ""), "amount_fen": amount}
-    else:
-        settings = {}
-        for name in ("resident_day_count", "resident_day_fen", "resident_month_count", "resident_month_fen",
-                     "program_day_fen"):
-            if request.form.get(name):
-                try:
-                    settings[name] = int(request.form[name])
-                except ValueError:
-                    settings[name] = request.form[name]
-        if request.form.get("trigger"):
-            settings["trigger"] = request.form["trigger"]
-        payload = {"settings": settings}
-    return _run(lambda: finance.request_change(kind, payload, console_user(), request.form.get("note") or None),
+    return _run(lambda: finance.request_change(kind, _request_payload(kind), console_user(),
+                                               request.form.get("note") or None),
                 "申请已提交，等待另一位财务人员审批", url_for(".overview"))
+
+
+# The rules form's fields: counts as they are, amounts typed in 元 (stored in fen).
+POLICY_COUNTS = ("resident_day_count", "resident_month_count")
+POLICY_AMOUNTS = ("resident_day_fen", "resident_month_fen", "program_day_fen")
+
+
+def _request_payload(kind) -> dict:
+    """The form in 元 → the request in fen (a bad amount is a 422 with the field named)."""
+    if kind == "topup":
+        amount = finance.fen_from_yuan(request.form.get("amount_yuan"), "amount_yuan")
+        return {"period": request.form.get("period", ""), "amount_fen": amount or 0}
+    settings = {}
+    for name in POLICY_COUNTS:
+        if request.form.get(name, "").strip():
+            value = request.form[name].strip()
+            settings[name] = int(value) if value.isdigit() else value
+    for name in POLICY_AMOUNTS:
+        fen = finance.fen_from_yuan(request.form.get(name.replace("_fen", "_yuan")), name.replace("_fen", "_yuan"))
+        if fen is not None:
+            settings[name] = fen
+    if request.form.get("trigger"):
+        settings["trigger"] = request.form["trigger"]
+    return {"settings": settings}
 
 
 @bp.post("/requests/<int:request_id>")
@@ -97,11 +105,15 @@ def payouts():
     status = request.args.get("status") or None
     if status not in PAYOUT_STATUSES:
         status = None
-    items, next_cursor = finance.list_payouts(status, _day("from"), _day("to"), request.args.get("cursor"), 50)
+    # the page opens on this month so far; the export buttons take exactly what the page shows
+    end = _day("to") or shanghai_day()
+    start = _day("from") or end.replace(day=1)
+    items, next_cursor = finance.list_payouts(status, start, end, request.args.get("cursor"), 50)
     review, _ = finance.list_payouts("manual_review", None, None, None, 100)
+    filters = {k: v for k, v in (("status", status), ("from", start.isoformat()), ("to", end.isoformat())) if v}
     return render_template("finance/payouts.html", items=items, next_cursor=next_cursor, review=review,
                            statuses=PAYOUT_STATUSES, labels=finance.STATUS_LABELS, status=status,
-                           start=request.args.get("from", ""), end=request.args.get("to", ""))
+                           start=start.isoformat(), end=end.isoformat(), filters=filters)
 
 
 @bp.post("/payouts/<int:payout_id>")

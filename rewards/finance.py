@@ -3,8 +3,6 @@ review actions, and dual control (a top-up or policy change takes effect only wh
 finance user approves it). Every action is audited; functions flush, the view commits."""
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date, timedelta
 
 from sqlalchemy import func, select, update
@@ -23,8 +21,22 @@ FLOW_KINDS = ("reserve", "sent", "claimed", "refunded", "failed")
 STATUS_LABELS = {"awaiting_verification": "待核查后发放", "not_granted": "未发放", "reserved": "已预留",
                  "sending": "发放中", "sent": "待领取", "claimed": "已领取", "refunded": "已退回",
                  "failed": "发放失败", "manual_review": "待人工核对"}
-EXPORT_COLUMNS = ("id", "tip_id", "resident_id", "category", "severity", "amount_fen", "status", "reason",
-                  "mch_billno", "period", "created_at", "sent_at", "settled_at", "last_code")
+
+
+def fen_from_yuan(text: str | None, field: str) -> int | None:
+    """A form's amount in 元 ("12", "12.5", "12.50") → integer fen; blank → None. Exact (Decimal)."""
+    from decimal import Decimal, InvalidOperation
+
+    text = (text or "").strip().replace(",", "").replace("，", "").lstrip("¥￥")
+    if not text:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise Unprocessable(fields={field: ["请填写金额（元），如 12.50"]}) from None
+    if not value.is_finite() or value != value.quantize(Decimal("0.01")) or value < 0:
+        raise Unprocessable(fields={field: ["金额须为不小于 0 的元数，最多两位小数"]})
+    return int(value * 100)
 
 
 def parse_range(start: date | None, end: date | None) -> tuple[date, date]:
@@ -102,39 +114,6 @@ def payout_row(p: Payout) -> dict:
             "status_label": STATUS_LABELS.get(p.status, p.status), "reason": p.reason, "mch_billno": p.mch_billno,
             "period": p.period, "created_at": iso(p.created_at), "sent_at": iso(p.sent_at),
             "settled_at": iso(p.settled_at), "last_code": p.last_code, "attempts": p.attempts}
-
-
-def iter_csv(status=None, start=None, end=None):
-    """CSV streamed in batches (UTF-8 with BOM so Excel opens the Chinese right)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    buffer.write("\ufeff")
-    writer.writerow(EXPORT_COLUMNS)
-    query = payouts_query(status, start, end).order_by(Payout.id).execution_options(yield_per=2000)
-    for n, payout in enumerate(db.session.execute(query).scalars(), 1):
-        row = payout_row(payout)
-        writer.writerow([row[c] if row[c] is not None else "" for c in EXPORT_COLUMNS])
-        if n % 2000 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
-
-
-def build_xlsx(status=None, start=None, end=None) -> bytes:
-    """Excel export (openpyxl write-only mode: rows go out as they are written)."""
-    from openpyxl import Workbook
-
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("红包发放")
-    sheet.append(list(EXPORT_COLUMNS))
-    query = payouts_query(status, start, end).order_by(Payout.id).execution_options(yield_per=2000)
-    for payout in db.session.execute(query).scalars():
-        row = payout_row(payout)
-        sheet.append([row[c] for c in EXPORT_COLUMNS])
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
 
 
 # --- manual review ------------------------------------------------------------------------------------

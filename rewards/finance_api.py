@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, pre_load, validate
 from sqlalchemy import select
 
 from app.auth import current_staff, staff_required
@@ -20,14 +20,22 @@ bp = Blueprint("finance", __name__, url_prefix="/api/staff/v1/finance", descript
 SECURITY = [{"bearer": []}]
 
 
+DATE_ERRORS = {"invalid": "须为 YYYY-MM-DD 日期"}
+
+
 class FinanceRangeSchema(Schema):
-    from_ = fields.Date(data_key="from", load_default=None)
-    to = fields.Date(load_default=None)
+    from_ = fields.Date(data_key="from", load_default=None, error_messages=DATE_ERRORS)
+    to = fields.Date(load_default=None, error_messages=DATE_ERRORS)
+
+    @pre_load
+    def drop_empty(self, data, **_):
+        """A form submitted with a filter left blank sends `from=`: that means "not set"."""
+        return {k: v for k, v in data.items() if v not in ("", None)} if hasattr(data, "items") else data
 
 
 class FinancePayoutQuerySchema(FinanceRangeSchema):
-    status = fields.String(load_default=None, validate=validate.OneOf(PAYOUT_STATUSES))
-    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv", "xlsx")))
+    status = fields.String(load_default=None, validate=validate.OneOf(PAYOUT_STATUSES, error="未知的状态"))
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv", "xlsx"), error="须为 json、csv 或 xlsx"))
     cursor = fields.String(load_default=None)
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
 
@@ -74,16 +82,27 @@ class Payouts(MethodView):
     def get(self, query):
         """红包发放明细：?status=&from=&to=&format=json|csv|xlsx（含商户订单号 mch_billno）"""
         status, start, end = query.get("status"), query.get("from_"), query.get("to")
-        if query["format"] == "csv":
-            return Response(stream_with_context(finance.iter_csv(status, start, end)),
-                            content_type="text/csv; charset=utf-8",
-                            headers={"Content-Disposition": 'attachment; filename="payouts.csv"'})
-        if query["format"] == "xlsx":
-            return Response(finance.build_xlsx(status, start, end),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                            headers={"Content-Disposition": 'attachment; filename="payouts.xlsx"'})
+        if query["format"] in ("csv", "xlsx"):
+            return export_response(query["format"], finance.payouts_query(status, start, end),
+                                   export_filename(start, end))
         items, next_cursor = finance.list_payouts(status, start, end, query.get("cursor"), query["limit"])
         return {"items": items, "next": next_cursor}
+
+
+def export_filename(start, end) -> str:
+    """payouts_2026-11-01_2026-11-30 (the range it covers; "all" for an open end)."""
+    return f"payouts_{start or 'all'}_{end or 'all'}"
+
+
+def export_response(kind: str, query, filename: str) -> Response:
+    from rewards import exports
+
+    if kind == "csv":
+        return Response(stream_with_context(exports.iter_csv(query)), content_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'})
+    return Response(exports.build_xlsx(query),
+                    content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}.xlsx"'})
 
 
 @bp.route("/payouts/<int:payout_id>/actions")

@@ -79,15 +79,15 @@ def test_payouts_list_filter_and_exports(api, fin, pay_app, wechat_sandbox):
 
     exported = api.get("/api/staff/v1/finance/payouts?format=csv", headers=fin)
     assert exported.status_code == 200 and exported.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(exported.get_data(as_text=True).lstrip("\ufeff"))))
-    assert sorted(r["status"] for r in rows) == ["not_granted", "sent", "sent", "sent"]
-    assert all(len(r["mch_billno"]) == 28 for r in rows if r["status"] == "sent")
+    rows = list(csv.DictReader(io.StringIO(exported.get_data(as_text=True).lstrip("\ufeff"))))[:-1]  # less totals
+    assert sorted(r["状态"] for r in rows) == ["待领取", "待领取", "待领取", "未发放"]
+    assert all(len(r["商户订单号"]) == 28 for r in rows if r["状态"] == "待领取")
 
     from openpyxl import load_workbook
 
     xlsx = api.get("/api/staff/v1/finance/payouts?format=xlsx&status=sent", headers=fin)
     sheet = load_workbook(io.BytesIO(xlsx.data)).active
-    assert sheet.max_row == 4 and sheet.cell(1, 9).value == "mch_billno"
+    assert sheet.max_row == 5 and sheet.cell(1, 9).value == "商户订单号"   # header, 3 rows, totals
     assert api.get("/api/staff/v1/finance/payouts?status=bogus", headers=fin).status_code == 422
 
 
