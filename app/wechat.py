@@ -1,6 +1,6 @@
 """The only module that imports wechatpy: login, content security, subscribe messages, pay.
 
-Facts it builds on (DESIGN.md §WeChat facts): wechatpy 1.8.18 hard-codes the token URL (we fetch
+Facts it builds on (docs/DESIGN.md §WeChat facts): wechatpy 1.8.18 hard-codes the token URL (we fetch
 tokens ourselves, cached in Redis behind a lock), base URLs are class attributes (set per instance
 from WECHAT_API_BASE / WECHAT_PAY_API_BASE), nothing has a timeout by default (we always pass one),
 `sendminiprogramhb` is not in wechatpy (raw `pay.post`), v2 content security goes through

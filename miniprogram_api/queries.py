@@ -1,7 +1,7 @@
 """What a resident reads: own tips (list, detail with timeline), own rewards, categories, nearby
 open hazards. Every query filters by the caller's resident id: another resident's tip is a 404.
 
-Rewards and hazards come from their areas (HELPERS.md §Interfaces 3 and 4), imported inside the
+Rewards and hazards come from their areas (app.hazards.queries, rewards.queries), imported inside the
 functions. While an area is not installed its part is empty (null / []); once it is, its errors
 are not hidden.
 """

@@ -1,6 +1,6 @@
 """The automatic checks the intake job runs on a new tip, each a function of the tip alone.
 
-Each returns plain data (JSON-ready): candidates (possible duplicates, API.md's shape plus detail)
+Each returns plain data (JSON-ready): candidates (possible duplicates, docs/API.md's shape plus detail)
 and signals for the moderator. None of them changes the tip; moderation/intake.py decides.
 """
 from __future__ import annotations

@@ -83,7 +83,7 @@ def decide(tip_id: int, actor: StaffUser, body: dict) -> dict:
 
 
 def _decision(tip: Tip, action: str, body: dict) -> dict:
-    """Validate the body into the decision dict the acceptance steps receive (HELPERS.md §1)."""
+    """Validate the body into the decision dict the acceptance steps receive (app.tips.run_acceptance_steps)."""
     from app.hazards.catalogue import get_category, get_department
 
     category = body.get("category") or tip.category

@@ -1,4 +1,4 @@
-"""Business time: store UTC, count days and budget periods in Asia/Shanghai (DESIGN.md §Rules)."""
+"""Business time: store UTC, count days and budget periods in Asia/Shanghai (docs/DESIGN.md §Rules)."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone

@@ -1,4 +1,4 @@
-"""The reward acceptance step (order 20, HELPERS §Interfaces 1): inside the approval transaction,
+"""The reward acceptance step (order 20, app.tips acceptance steps): inside the approval transaction,
 decide whether the tip earns a reward, take every cap, mint the mch_billno, reserve in the ledger
 and write the outbox row that drives the payout. Flush only; moderation commits.
 

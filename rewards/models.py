@@ -13,7 +13,7 @@ from app.models.base import TimestampMixin, UTCDateTime, utcnow
 
 PAYOUT_STATUSES = ("awaiting_verification", "not_granted", "reserved", "sending", "sent", "claimed", "refunded",
                    "failed", "manual_review")
-# Statuses the residents' API may show (API.md); the others are staff-only.
+# Statuses the residents' API may show (docs/API.md §Statuses); the others are staff-only.
 RESIDENT_STATUSES = ("reserved", "sending", "sent", "claimed", "refunded", "failed", "manual_review")
 
 

@@ -1,4 +1,4 @@
-"""What residents see of their rewards (HELPERS §Interfaces 4), for miniprogram_api."""
+"""What residents see of their rewards (docs/REWARDS.md §For the other areas), for miniprogram_api."""
 from __future__ import annotations
 
 from sqlalchemy import select

@@ -1,4 +1,4 @@
-"""Imports flow one way (DESIGN.md): app ← rewards ← moderation, app ← rewards ← miniprogram_api,
+"""Imports flow one way (docs/DESIGN.md): app ← rewards ← moderation, app ← rewards ← miniprogram_api,
 app ← hazards. The two blueprints never import each other; app imports no feature package at
 module level (inside a function is allowed: that is how create_app wires them)."""
 import ast

@@ -1,4 +1,4 @@
-"""The whole journey of DESIGN.md §Flow, through the HTTP APIs only, against real processes.
+"""The whole journey of docs/DESIGN.md §Flow, through the HTTP APIs only, against real processes.
 
 gunicorn serves the app, `flask worker` runs every queue with the clock (outbox relay, sweeper), and
 the WeChat sandbox is the other side of every WeChat call — all on loopback, on the test database

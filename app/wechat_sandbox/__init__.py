@@ -2,7 +2,8 @@
 
 `create_sandbox_app(config)` builds it; configuration comes from the same WECHAT_* variables as the
 app (so the two agree), state lives in its own SQLite file (SANDBOX_STATE, default
-instance/wechat_sandbox.db), never in the app's database. API.md §Sandbox lists the endpoints.
+instance/wechat_sandbox.db), never in the app's database. docs/API.md §WeChat sandbox lists the
+endpoints.
 """
 from __future__ import annotations
 

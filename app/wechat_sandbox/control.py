@@ -1,4 +1,4 @@
-"""Control API for tests and demos (API.md §Sandbox), under /__sandbox__/."""
+"""Control API for tests and demos (docs/API.md §WeChat sandbox), under /__sandbox__/."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Fault injection: the next `count` calls of an API fail in a chosen way (API.md §Sandbox)."""
+"""Fault injection: the next `count` calls of an API fail in a chosen way (docs/API.md §WeChat sandbox)."""
 from __future__ import annotations
 
 import time
@@ -7,7 +7,7 @@ from flask import current_app
 
 from app.wechat_sandbox.wire import html_page, json_error, pay_fail
 
-# The first seven are API.md's; bad_sign (pay: reply signed with another key), missing_field (the call
+# The first seven are docs/API.md's; bad_sign (pay: reply signed with another key), missing_field (the call
 # is processed but the reply lacks its business fields) and unknown_code (a code nobody documented) are extra.
 MODES = ("SYSTEMERROR", "timeout", "accept_then_timeout", "http_500", "not_xml", "NOTENOUGH", "FREQ_LIMIT",
          "bad_sign", "missing_field", "unknown_code")

@@ -1,4 +1,4 @@
-"""The sandbox itself: the control API exactly as API.md lists it, per-billno state, WeChat's limits,
+"""The sandbox itself: the control API exactly as docs/API.md lists it, per-billno state, WeChat's limits,
 signature checks on raw requests, and the `flask --app wsgi wechat-sandbox` command."""
 import os
 import subprocess
