@@ -484,3 +484,21 @@ def test_no_file_points_outside_the_project():
         f"These lines point at {needle}/, which a clone of the repository does not have: {offenders}. Point "
         "them at the project's own docs instead (docs/API.md for the interface, docs/DESIGN.md for the domain).")
     assert len(project_files()) > 20  # the walk found the project
+
+
+def test_documentation_links_resolve():
+    """Links between the project's documents, and the docs/*.md files they name, exist."""
+    documents = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for document in documents:
+        text = document.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:|#", target):
+                continue
+            if not (document.parent / target.split("#")[0]).exists():
+                broken.append(f"{document.relative_to(ROOT)} → {target}")
+        for named in set(re.findall(r"\bdocs/[A-Za-z_-]+\.md\b", text)):
+            if not (ROOT / named).is_file():
+                broken.append(f"{document.relative_to(ROOT)} names {named}")
+    assert not broken, f"Links to documents that do not exist: {broken}"
+    assert len(documents) > 3
