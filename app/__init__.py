@@ -9,12 +9,26 @@ def create_app(config: dict | None = None) -> Flask:
     settings = load_config(config)
     app = Flask(__name__, instance_path=settings["INSTANCE_PATH"], instance_relative_config=False)
     app.config.update(settings)
+    _trust_proxies(app)
     _resolve_embedded_services(app)
     _init_extensions(app)
     _register_blueprints(app)
     _register_errors(app)
     _register_commands(app)
     return app
+
+
+def _trust_proxies(app):
+    """Behind TRUSTED_PROXY_COUNT reverse proxies, REMOTE_ADDR is the client the outermost one saw.
+
+    ProxyFix takes that many hops from the right of X-Forwarded-For (what our proxies appended) and
+    ignores whatever a client put further left; rate limits and the audit read request.remote_addr.
+    """
+    hops = app.config["TRUSTED_PROXY_COUNT"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=0, x_host=0, x_port=0, x_prefix=0)
 
 
 def _resolve_embedded_services(app):

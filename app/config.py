@@ -4,6 +4,7 @@
 start when a secret or a real service is missing, rather than falling back to the embedded parts.
 """
 import os
+import re
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +79,10 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
                 "production start refused: missing environment variables " + ", ".join(missing)
             )
 
+    proxies = str(overrides.get("TRUSTED_PROXY_COUNT", env.get("TRUSTED_PROXY_COUNT")) or "0").strip()
+    if not re.fullmatch(r"[0-9]", proxies):  # a typo must not silently trust (or distrust) the header
+        raise ConfigError("TRUSTED_PROXY_COUNT must be the number of reverse proxies in front of the app (0-9)")
+
     aes_key = overrides.get("WECHAT_PUSH_AES_KEY", env.get("WECHAT_PUSH_AES_KEY"))
     if aes_key and len(aes_key) != 43:  # safe mode would refuse every push; say so at start
         raise ConfigError("WECHAT_PUSH_AES_KEY must be the 43-character EncodingAESKey (or empty for plaintext mode)")
@@ -101,6 +106,13 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
         "MEDIA_URL_TTL": _env_int(env, "MEDIA_URL_TTL", 3600),
         "TIPS_PER_RESIDENT_PER_DAY": _env_int(env, "TIPS_PER_RESIDENT_PER_DAY", 20),
         "RATELIMIT_ENABLED": _env_bool(env, "RATELIMIT_ENABLED", True),
+        # How many reverse proxies in front of the app append to X-Forwarded-For (nginx in deploy/: 1).
+        # The client address (rate limits, audit) is the one the outermost trusted proxy saw; with 0
+        # the header is ignored, since anyone can send it.
+        "TRUSTED_PROXY_COUNT": int(proxies),
+        # Staff logins per client address, API and console together. An office behind one NAT signs
+        # in its whole shift within minutes; guessing is held back per account (app/login_throttle.py).
+        "STAFF_LOGIN_LIMIT_IP": env.get("STAFF_LOGIN_LIMIT_IP") or "60/minute;600/hour",
         "RATELIMIT_HEADERS_ENABLED": True,
         # A Redis outage must not take the API down with it: limits fail open, and say so in the log.
         "RATELIMIT_SWALLOW_ERRORS": True,
@@ -156,4 +168,5 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
     cfg["WECHAT_PAY_TIMEOUT"] = float(env.get("WECHAT_PAY_TIMEOUT", env.get("WECHAT_TIMEOUT", "10")))
     cfg["WECHAT_SEND_NAME"] = env.get("WECHAT_SEND_NAME", "人人拍")
     cfg.update(overrides)
+    cfg["TRUSTED_PROXY_COUNT"] = int(proxies)
     return cfg

@@ -15,9 +15,11 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from wtforms.validators import ValidationError as WTFValidationError
 
+from app.audit import record_audit
 from app.auth import load_current_staff, start_console_session
 from app.errors import AppError
-from app.extensions import db, limiter
+from app.extensions import db
+from app.login_throttle import staff_login_ip_limit
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
@@ -99,7 +101,7 @@ def index():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("10/minute", methods=["POST"])
+@staff_login_ip_limit
 def login():
     from app.accounts import authenticate
 
@@ -117,6 +119,7 @@ def login():
             error = exc.message
         else:
             start_console_session(user)
+            record_audit("staff.login", "staff", user.id, actor=user, after={"via": "console"})
             db.session.commit()
             return redirect(_safe_next(request.args.get("next")) or url_for("console.index"))
     return render_template("console/login.html", error=error, username=username), (401 if error else 200)

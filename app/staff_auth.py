@@ -4,7 +4,9 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.accounts import authenticate, issue_staff_token
-from app.extensions import db, limiter
+from app.audit import record_audit
+from app.extensions import db
+from app.login_throttle import staff_login_ip_limit
 
 bp = Blueprint("staff_auth", __name__, url_prefix="/api/staff/v1/auth", description="工作人员登录")
 
@@ -23,12 +25,13 @@ class TokenSchema(Schema):
 
 @bp.route("/login")
 class StaffLogin(MethodView):
-    decorators = [limiter.limit("10/minute")]
+    decorators = [staff_login_ip_limit]
 
     @bp.arguments(LoginSchema)
     @bp.response(200, TokenSchema)
     def post(self, body):
         user = authenticate(body["username"], body["password"])
         token, ttl = issue_staff_token(user)
+        record_audit("staff.login", "staff", user.id, actor=user, after={"via": "api"})
         db.session.commit()
         return {"token": token, "expires_in": ttl, "roles": user.role_names, "department": user.department_code}

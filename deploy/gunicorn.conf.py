@@ -3,6 +3,9 @@ import multiprocessing
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# Only nginx on this machine (deploy/nginx) reaches that address, and it appends the client's address
+# to X-Forwarded-For: one trusted proxy. A load balancer in front of nginx makes it 2 (docs/DEPLOY.md).
+os.environ.setdefault("TRUSTED_PROXY_COUNT", "1")
 # Requests are short and I/O-bound (PostgreSQL, Redis, object storage): threads per worker.
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))

@@ -19,5 +19,7 @@ class AuditEntry(TimestampMixin, db.Model):
     before: Mapped[dict | None] = mapped_column(JSON)
     after: Mapped[dict | None] = mapped_column(JSON)
     note: Mapped[str | None] = mapped_column(Text)
+    # Where a staff member or department system acted from (never a resident's address).
+    client_addr: Mapped[str | None] = mapped_column(String(45))
 
     __table_args__ = (Index("ix_audit_entries_object", "object_type", "object_id"),)

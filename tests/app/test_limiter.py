@@ -1,6 +1,6 @@
 def test_limits_are_per_app_and_answer_429_with_retry_after(make_app, db):
-    limited = make_app(RATELIMIT_ENABLED=True)
-    unlimited = make_app(RATELIMIT_ENABLED=False)  # built later: must not switch the first one off
+    limited = make_app(RATELIMIT_ENABLED=True, STAFF_LOGIN_LIMIT_IP="10/minute")
+    unlimited = make_app(RATELIMIT_ENABLED=False, STAFF_LOGIN_LIMIT_IP="10/minute")  # built later: must not switch the first one off
     client = limited.test_client()
     codes = [client.post("/api/staff/v1/auth/login", json={"username": "x", "password": "y"}).status_code
              for _ in range(11)]

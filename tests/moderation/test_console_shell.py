@@ -20,7 +20,7 @@ def _staff(username, roles, password="correct-horse-1"):
 @pytest.fixture(scope="module")
 def shell_app(make_app, app):
     """An app with two probe pages (one per role) registered like an area would."""
-    application = make_app(WTF_CSRF_ENABLED=True)
+    application = make_app(WTF_CSRF_ENABLED=True, STAFF_LOGIN_LIMIT_IP="10/minute")
     probe = Blueprint("probe_console", __name__, url_prefix="/console/probe")
 
     @probe.route("/money")

@@ -172,7 +172,8 @@ def test_release_reassign_and_reverse(client, review):
     assert response.status_code == 200 and response.json["status"] == "pending_review"
     assert response.json["decisions"][-1]["reversed_at"]
     assert client.post(f"/api/staff/v1/tips/{tip_id}/reverse", json={}, headers=review["boss"]).status_code == 409
-    actions = [a for (a,) in db.session.execute(select(AuditEntry.action).where(AuditEntry.object_id == tip_id)
+    actions = [a for (a,) in db.session.execute(select(AuditEntry.action)
+                                                .where(AuditEntry.object_type == "tip", AuditEntry.object_id == tip_id)
                                                 .order_by(AuditEntry.id))]
     assert actions == ["review.claim", "review.release", "review.claim", "review.reassign", "tip.reject",
                        "tip.reverse"]
