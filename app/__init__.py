@@ -85,12 +85,13 @@ def _register_blueprints(app):
     import importlib
     import importlib.util
 
-    from app import ops
+    from app import display, ops
     from app.extensions import api
     from app.health import bp as health_bp
     from app.staff_auth import bp as staff_auth_bp
     from app.wechat import push_bp as wechat_push_bp
 
+    display.init_app(app)  # the console's filters: Beijing time, names of codes
     app.register_blueprint(health_bp)
     app.register_blueprint(wechat_push_bp)
     api.register_blueprint(staff_auth_bp)

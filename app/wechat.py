@@ -36,10 +36,10 @@ from wechatpy.pay.utils import calculate_signature, calculate_signature_hmac, di
 from wechatpy.session import SessionStorage
 from wechatpy.utils import check_signature
 
+from app.display import SHANGHAI
 from app.errors import Forbidden, RateLimited, ServiceUnavailable, Unauthorized
 
 log = logging.getLogger(__name__)
-SHANGHAI = timezone(timedelta(hours=8))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -201,7 +201,7 @@ def main():
         with app.app_context():
             from app.commands import run_init
             from rewards.budget import fund_period
-            from rewards.clock import period_of
+            from app.display import period_of
             from rewards.policy import save_policy
             from app.extensions import db
 

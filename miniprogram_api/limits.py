@@ -6,17 +6,16 @@ request answers 429 `rate_limited` with Retry-After (app.errors renders it).
 """
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from flask_limiter.util import get_remote_address
 from sqlalchemy import func, select
 
+from app.display import day_start
 from app.errors import RateLimited
 from app.extensions import db, limiter
 from app.models.tip import Tip
-
-SHANGHAI = timezone(timedelta(hours=8))
 
 DEFAULTS = {
     # Per IP: generous, because carrier NAT puts many phones behind one address.
@@ -55,8 +54,7 @@ def per_resident(name: str = "MP_RATELIMIT_RESIDENT"):
 
 
 def shanghai_day_start(now: datetime) -> datetime:
-    local = now.astimezone(SHANGHAI)
-    return datetime.combine(local.date(), time(0), SHANGHAI)
+    return day_start(now)
 
 
 def tips_sent_today(resident_id: int, now: datetime):

@@ -8,11 +8,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import func, select
 
+from app.display import day_start
 from app.extensions import db
 from app.geo.coords import haversine_m
 from app.models.base import utcnow
@@ -23,7 +24,6 @@ from moderation import dedup
 
 log = logging.getLogger(__name__)
 
-SHANGHAI = timezone(timedelta(hours=8))
 # Earlier tips whose photos a resend duplicates. A tip sent back for more information (need_info)
 # or withdrawn may legitimately be sent again with the same photo.
 RESEND_TARGET_STATUSES = ("received", "checking", "pending_review", "accepted", "rejected", "duplicate")
@@ -185,8 +185,7 @@ def send_media_checks(tip: Tip, openid: str) -> list[dict]:
 # --- the reporter --------------------------------------------------------------------------------
 
 def shanghai_day_start(now: datetime | None = None) -> datetime:
-    local = (now or utcnow()).astimezone(SHANGHAI)
-    return datetime.combine(local.date(), time(0), SHANGHAI).astimezone(timezone.utc)
+    return day_start(now or utcnow()).astimezone(timezone.utc)
 
 
 def reporter_signals(tip: Tip, resident: Resident) -> dict:

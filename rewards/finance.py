@@ -8,12 +8,12 @@ from datetime import date, timedelta
 from sqlalchemy import func, select, update
 
 from app.audit import record_audit
+from app.display import business_day, day_bounds_utc
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.extensions import db, wechat
 from app.models.base import utcnow
 from app.wechat import PayOutcome
 from rewards import ledger, payouts
-from rewards.clock import day_bounds_utc, shanghai_day
 from rewards.models import FinanceRequest, LedgerTransaction, Payout
 from rewards.policy import active_policy, validate_policy
 
@@ -40,7 +40,7 @@ def fen_from_yuan(text: str | None, field: str) -> int | None:
 
 
 def parse_range(start: date | None, end: date | None) -> tuple[date, date]:
-    end = end or shanghai_day()
+    end = end or business_day()
     start = start or end.replace(day=1)
     if start > end:
         raise Unprocessable(fields={"from": ["开始日期不能晚于结束日期"]})

@@ -12,13 +12,13 @@ from flask import current_app
 from sqlalchemy import select
 
 from app import outbox
+from app.display import business_day, period_of
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.resident import Resident
 from app.wechat import make_mch_billno
 from rewards import budget, ledger
 from rewards.budget import insert_ignore
-from rewards.clock import period_of, shanghai_day
 from rewards.models import Payout, RewardClaim
 from rewards.policy import NOT_GRANTED_LABELS, active_policy, amount_for
 
@@ -81,7 +81,7 @@ def _ineligible(tip, amount, policy) -> str | None:
 
 def _grant(payout: Payout, policy: dict, now) -> str | None:
     """Take the caps and reserve; returns the reason when a cap is full (payout stays not_granted)."""
-    day, period = shanghai_day(now), period_of(now)
+    day, period = business_day(now), period_of(now)
     ok, reason, _taken = budget.take_caps(payout.resident_id, day.isoformat(), period, payout.amount_fen, policy)
     if not ok:
         payout.reason = reason

@@ -29,8 +29,8 @@ from datetime import date, datetime
 
 from sqlalchemy import func, select
 
+from app import display
 from app.extensions import db
-from rewards.clock import shanghai_day
 from rewards.models import LedgerEntry, LedgerTransaction
 
 MERCHANT = "wechat_merchant"
@@ -69,7 +69,7 @@ def post(kind: str, lines: list[tuple[str, int]], *, payout_id: int | None = Non
     if sum(amount for _, amount in lines) != 0:
         raise UnbalancedTransaction(f"{kind}: debits and credits differ by {sum(a for _, a in lines)} fen")
     tx = LedgerTransaction(kind=kind, payout_id=payout_id, period=period, memo=memo, created_by=created_by,
-                           reverses_id=reverses_id, business_day=business_day or shanghai_day(at))
+                           reverses_id=reverses_id, business_day=business_day or display.business_day(at))
     db.session.add(tx)
     db.session.flush()
     db.session.add_all([LedgerEntry(transaction_id=tx.id, account=account, amount_fen=amount, payout_id=payout_id)

@@ -8,10 +8,10 @@ subscribe; it is not retried). Transient WeChat trouble raises, so the outbox re
 from __future__ import annotations
 
 import logging
-from datetime import timedelta, timezone
 
 from sqlalchemy import select, update
 
+from app.display import format_time
 from app.extensions import db
 from app.hazards.models import Hazard, HazardNotice
 from app.models.base import utcnow
@@ -20,7 +20,6 @@ from app.models.tip import Tip
 from app.outbox import publish, register_topic
 
 log = logging.getLogger(__name__)
-_SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 TOPIC = "hazard.notify"
 register_topic(TOPIC, "notify", "app.hazards.notify.send_notice")
@@ -67,7 +66,7 @@ def send_notice(notice_id: int) -> str:
     if notice.kind == "resolved" and hazard is not None and hazard.resolution_note:
         remark = hazard.resolution_note  # what the department says it did
     data = {"thing1": _thing(category.name if category else tip.category), "phrase2": phrase,
-            "thing3": _thing(remark), "time4": utcnow().astimezone(_SHANGHAI).strftime("%Y-%m-%d %H:%M")}
+            "thing3": _thing(remark), "time4": format_time(utcnow())}
     openid, kind, tip_id = resident.openid, notice.kind, tip.id
     db.session.rollback()  # no transaction held open across the WeChat call
     accepted = wechat.send_subscribe_message(openid, purpose, data, page=f"pages/tip/detail?id={tip_id}")

@@ -43,7 +43,7 @@ def approve(tip: Tip, severity: int = 2, category: str | None = None) -> dict | 
 
 def fund(amount_fen: int = 10_000_000, period: str | None = None) -> None:
     from rewards.budget import fund_period
-    from rewards.clock import period_of
+    from app.display import period_of
 
     fund_period(period or period_of(), amount_fen, memo="test funding")
     db.session.commit()

@@ -1,8 +1,8 @@
 """Finance console pages: finance role only, Chinese pages, the actions go through the same functions."""
 from app.accounts import create_staff
+from app.display import period_of
 from app.extensions import db
 from rewards import payouts
-from rewards.clock import period_of
 from rewards.models import FinanceRequest, Payout
 from tests.rewards.helpers import approve, fund, make_resident, make_tip
 

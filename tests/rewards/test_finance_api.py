@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 
 from app.accounts import create_staff, issue_staff_token
+from app.display import business_day, period_of
 from app.extensions import db
 from app.models.audit import AuditEntry
 from app.queue import run_burst
 from rewards import payouts
-from rewards.clock import period_of, shanghai_day
 from rewards.models import Payout
 from tests.rewards.helpers import approve, assert_books_hold, fund, make_resident, make_tip
 
@@ -55,7 +55,7 @@ def test_summary_counts_every_flow(api, fin, pay_app, wechat_sandbox):
     from app.models.base import utcnow
 
     sweep_payouts(now=utcnow() + timedelta(hours=1))
-    today = shanghai_day().isoformat()
+    today = business_day().isoformat()
     body = api.get(f"/api/staff/v1/finance/summary?from={today}&to={today}", headers=fin).json
     assert (body["reserved_fen"], body["sent_fen"], body["claimed_fen"]) == (1500, 1500, 500)
     assert body["in_flight_fen"] == 1000 and body["refunded_fen"] == body["failed_fen"] == 0
@@ -130,7 +130,7 @@ def test_mark_failed_refused_when_wechat_has_the_packet(api, fin, pay_app, wecha
 def test_reconciliation_is_202_then_readable_and_exceptions_resolvable(api, fin, pay_app, wechat_sandbox):
     _paid(pay_app, 2)
     wechat_sandbox.advance(25)
-    day = shanghai_day().isoformat()
+    day = business_day().isoformat()
     reply = api.post("/api/staff/v1/finance/reconciliations", json={"date": day}, headers=fin)
     assert reply.status_code == 202 and reply.json["id"]
     assert api.get(f"/api/staff/v1/finance/reconciliations/{day}", headers=fin).json["status"] == "running"

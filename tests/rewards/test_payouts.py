@@ -5,11 +5,11 @@ from datetime import timedelta
 
 import pytest
 
+from app.display import period_of
 from app.extensions import db, wechat
 from app.models.base import utcnow
 from app.queue import run_burst
 from rewards import ledger, payouts
-from rewards.clock import period_of
 from rewards.models import Payout, RewardCounter
 from rewards.sweeper import sweep_payouts
 from tests.rewards.helpers import (approve, assert_books_hold, assert_sandbox_matches_ledger, fund, make_resident,

@@ -4,11 +4,11 @@ from datetime import timedelta
 
 import pytest
 
+from app.display import business_day
 from app.extensions import db
 from app.queue import run_burst
 from app.wechat import FundFlowBill, PayOutcome
 from rewards import ledger
-from rewards.clock import shanghai_day
 from rewards.models import Payout, ReconciliationException
 from rewards.reconciliation import reconcile_day
 from rewards.sweeper import sweep_payouts
@@ -60,14 +60,14 @@ def _exceptions(run):
 def test_clean_day_matches_everything_through_the_gateway(pay_app, wechat_sandbox):
     _pay(pay_app, 3)
     wechat_sandbox.advance(25)
-    run = reconcile_day(shanghai_day())
+    run = reconcile_day(business_day())
     assert (run.status, run.matched, run.exception_count, run.bill_rows) == ("done", 3, 0, 3)
     assert run.bill_expense_fen == run.ledger_expense_fen == 200 + 500 + 2000
     assert_books_hold()
 
 
 def test_refunds_and_status_drift_are_matched_after_settling(pay_app, wechat_sandbox):
-    day = shanghai_day()
+    day = business_day()
     pids = _pay(pay_app, 2)
     wechat_sandbox.advance(49)     # both refunded at +24 h, which is the next day; our sweeper has not run
     next_day = day + timedelta(days=1)
@@ -85,7 +85,7 @@ def test_refunds_and_status_drift_are_matched_after_settling(pay_app, wechat_san
 
 
 def test_statement_faults_are_classified_with_suspense_adjustments(pay_app, wechat_sandbox):
-    day = shanghai_day()
+    day = business_day()
     pids = _pay(pay_app, 4, severities=(2,))
     billnos = [db.session.get(Payout, p).mch_billno for p in pids]
     wechat_sandbox.advance(25)
@@ -115,7 +115,7 @@ def test_statement_faults_are_classified_with_suspense_adjustments(pay_app, wech
 
 
 def test_totals_that_disagree_with_the_rows_fail_the_run(pay_app, wechat_sandbox):
-    day = shanghai_day()
+    day = business_day()
     _pay(pay_app, 2)
     wechat_sandbox.advance(25)
     lines = _bill_lines(wechat_sandbox, day)
@@ -130,13 +130,13 @@ def test_totals_that_disagree_with_the_rows_fail_the_run(pay_app, wechat_sandbox
 
 def test_bill_not_ready_fails_the_run_for_a_retry(pay_app, wechat_sandbox):
     _pay(pay_app, 1)
-    run = reconcile_day(shanghai_day())   # today's bill is still being made
+    run = reconcile_day(business_day())   # today's bill is still being made
     assert (run.status, run.error) == ("failed", "not_ready:bill_creating")
 
 
 def test_day_without_a_bill_lists_what_we_booked(pay_app, wechat_sandbox):
     _pay(pay_app, 1)
-    run = reconcile_day(shanghai_day() - timedelta(days=3))
+    run = reconcile_day(business_day() - timedelta(days=3))
     assert (run.status, run.matched, run.exception_count) == ("done", 0, 0)
 
 
@@ -145,7 +145,7 @@ def test_cli_reconcile(pay_app, wechat_sandbox, flask_cli):
     wechat_sandbox.advance(25)
     env = {"WECHAT_API_BASE": wechat_sandbox.url + "/", "WECHAT_PAY_API_BASE": wechat_sandbox.url + "/"}
     db.session.rollback()  # SQLite: our open transaction would hold the write lock the CLI needs
-    out = flask_cli("rewards", "reconcile", "--date", shanghai_day().isoformat(), env=env)
+    out = flask_cli("rewards", "reconcile", "--date", business_day().isoformat(), env=env)
     assert "done" in out.stdout and "matched 2, exceptions 0" in out.stdout
     bad = flask_cli("rewards", "reconcile", "--date", "yesterday", env=env, check=False)
     assert bad.returncode == 2

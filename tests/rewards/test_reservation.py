@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from app.display import business_day, period_of
 from app.extensions import db
 from app.models.outbox import OutboxMessage
 from rewards import ledger
-from rewards.clock import period_of, shanghai_day
 from rewards.models import Payout, RewardCounter
 from rewards.policy import save_policy
 from tests.rewards.helpers import approve, assert_books_hold, fund, make_resident, make_tip
@@ -24,7 +24,7 @@ def test_approval_reserves_mints_billno_and_writes_outbox(rdb, app):
 
     assert reward["status"] == "reserved" and reward["amount_fen"] == 500  # catalogue: road_damage sev 2
     payout = db.session.get(Payout, reward["id"])
-    day = shanghai_day().strftime("%Y%m%d")
+    day = business_day().strftime("%Y%m%d")
     assert re.fullmatch(rf"{app.config['WECHAT_MCH_ID']}{day}\d{{10}}", payout.mch_billno)
     assert payout.mch_billno.endswith(f"{payout.id:010d}")
     [message] = db.session.query(OutboxMessage).filter_by(topic="rewards.payout").all()
