@@ -41,6 +41,18 @@ REQUIRED_IN_PRODUCTION = (
 )
 
 
+# SECRET_KEY signs console sessions, CSRF tokens and photo URLs, and derives the Fernet key: in
+# production it must be long and never a value anyone can read in this repository.
+DEVELOPMENT_SECRET_KEY = "dev-only-secret-key-change-me"
+MIN_SECRET_KEY_BYTES = 32
+# Where a published key could be written down: the project's source and documents. Hidden files and
+# folders (.git, .venv, .env: an operator's own environment file) and the instance folder are not.
+_SOURCE_SKIP_DIRS = {"instance", "node_modules", "__pycache__"}
+_SOURCE_SUFFIXES = {".py", ".md", ".txt", ".rst", ".conf", ".service", ".ini", ".cfg", ".toml", ".yml", ".yaml",
+                    ".json", ".sh", ".html", ".js", ".example"}
+_SOURCE_MAX_BYTES = 2 * 1024 * 1024
+
+
 class ConfigError(RuntimeError):
     """Raised at start-up when the environment cannot run the app."""
 
@@ -92,7 +104,10 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
         "APP_ENV": app_env,
         "TESTING": app_env == "testing",
         "INSTANCE_PATH": str(instance),
-        "SECRET_KEY": env.get("SECRET_KEY") or ("" if production else "dev-only-secret-key-change-me"),
+        "SECRET_KEY": env.get("SECRET_KEY") or ("" if production else DEVELOPMENT_SECRET_KEY),
+        # Keys retired by a rotation, newest first: still accepted for sessions, photo URLs and sealed
+        # values until what they signed has expired (docs/DEPLOY.md §Security).
+        "SECRET_KEY_FALLBACKS": [k for k in re.split(r"[\s,]+", env.get("SECRET_KEY_FALLBACKS", "")) if k],
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(
             env.get("DATABASE_URL") or f"sqlite:///{instance / 'renrenpai.db'}"
         ),
@@ -169,4 +184,36 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
     cfg["WECHAT_SEND_NAME"] = env.get("WECHAT_SEND_NAME", "人人拍")
     cfg.update(overrides)
     cfg["TRUSTED_PROXY_COUNT"] = int(proxies)
+    if production:
+        for key in (cfg["SECRET_KEY"], *cfg["SECRET_KEY_FALLBACKS"]):
+            refuse_weak_secret_key(key)
     return cfg
+
+
+def refuse_weak_secret_key(key: str) -> None:
+    """ConfigError for a key under MIN_SECRET_KEY_BYTES or one written anywhere in the project."""
+    advice = 'generate one with: python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
+    if len(key.encode("utf-8")) < MIN_SECRET_KEY_BYTES:
+        raise ConfigError(f"production start refused: SECRET_KEY (and each of SECRET_KEY_FALLBACKS) must be at "
+                          f"least {MIN_SECRET_KEY_BYTES} bytes; {advice}")
+    published = "app/config.py" if key in (DEVELOPMENT_SECRET_KEY, *SANDBOX_WECHAT.values()) else _found_in_source(key)
+    if published:
+        raise ConfigError(f"production start refused: SECRET_KEY (or a fallback) is published in the project's "
+                          f"{published}; {advice}")
+
+
+def _found_in_source(value: str) -> str | None:
+    """The project file (relative path) that contains `value`, if any."""
+    needle = value.encode("utf-8")
+    for folder, dirs, files in os.walk(PROJECT_ROOT):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in _SOURCE_SKIP_DIRS]
+        for name in files:
+            path = Path(folder, name)
+            if name.startswith(".") or (path.suffix not in _SOURCE_SUFFIXES and name != "Procfile"):
+                continue
+            try:
+                if path.stat().st_size <= _SOURCE_MAX_BYTES and needle in path.read_bytes():
+                    return str(path.relative_to(PROJECT_ROOT))
+            except OSError:
+                continue
+    return None

@@ -914,12 +914,14 @@ def _subscribe_data(data: dict) -> dict:
 
 
 def _fernet():
+    """Encrypts under SECRET_KEY; also decrypts what keys retired by a rotation sealed."""
     import base64
 
-    from cryptography.fernet import Fernet
+    from cryptography.fernet import Fernet, MultiFernet
 
-    digest = hashlib.sha256(("wechat-session-key:" + current_app.config["SECRET_KEY"]).encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(digest))
+    keys = [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", ())]
+    return MultiFernet([Fernet(base64.urlsafe_b64encode(hashlib.sha256(("wechat-session-key:" + key).encode())
+                                                        .digest())) for key in keys])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,6 +26,16 @@ def sign(secret: str, key: str, exp: int) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+def check_any(secrets: list[str], key: str, exp, sig, now: float | None = None) -> str | None:
+    """check() against each key in turn (the current one, then those retired by a rotation)."""
+    refusal = "media_url_invalid"
+    for secret in secrets:
+        refusal = check(secret, key, exp, sig, now)
+        if refusal != "media_url_invalid":
+            return refusal
+    return refusal
+
+
 def check(secret: str, key: str, exp: str | int | None, sig: str | None, now: float | None = None) -> str | None:
     """None when the URL is good, else the refusal code: media_url_invalid or media_url_expired."""
     if not secret or not sig or exp is None or key.startswith(PRIVATE_PREFIX):

@@ -19,9 +19,14 @@ _REFUSALS = {
 }
 
 
+def _signing_keys() -> list[str]:
+    """The key URLs are signed with now, then keys retired by a rotation (URLs already handed out)."""
+    return [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", ())]
+
+
 @bp.get("/media/<path:key>")
 def serve(key):
-    refusal = signing.check(current_app.config["SECRET_KEY"], key, request.args.get("exp"), request.args.get("sig"))
+    refusal = signing.check_any(_signing_keys(), key, request.args.get("exp"), request.args.get("sig"))
     if refusal:
         raise Forbidden(_REFUSALS[refusal], code=refusal)
     storage = get_storage()

@@ -1,3 +1,5 @@
+import secrets
+
 import pytest
 
 from app import create_app
@@ -13,7 +15,7 @@ def test_production_refuses_to_start_without_secrets():
 
 
 def test_production_uses_real_wechat_and_no_sandbox_credentials():
-    env = {"SECRET_KEY": "s", "DATABASE_URL": "postgresql://u@h/d", "REDIS_URL": "redis://h:6379/0",
+    env = {"SECRET_KEY": secrets.token_urlsafe(48), "DATABASE_URL": "postgresql://u@h/d", "REDIS_URL": "redis://h:6379/0",
            "WECHAT_APPID": "wxreal", "WECHAT_SECRET": "sec", "WECHAT_MCH_ID": "123", "WECHAT_PAY_KEY": "k" * 32,
            "WECHAT_PUSH_TOKEN": "t"}
     cfg = load_config({"APP_ENV": "production"}, env=env)

@@ -1,10 +1,12 @@
 """The gateway's production settings fail fast."""
+import secrets
+
 import pytest
 
 from app.config import ConfigError, SANDBOX_PUSH, load_config
 from tests.wechat.conftest import new_aes_key
 
-PRODUCTION = {"SECRET_KEY": "s", "DATABASE_URL": "postgresql://u@h/d", "REDIS_URL": "redis://h:6379/0",
+PRODUCTION = {"SECRET_KEY": secrets.token_urlsafe(48), "DATABASE_URL": "postgresql://u@h/d", "REDIS_URL": "redis://h:6379/0",
               "WECHAT_APPID": "wxreal", "WECHAT_SECRET": "sec", "WECHAT_MCH_ID": "1234567890",
               "WECHAT_PAY_KEY": "k" * 32, "WECHAT_PUSH_TOKEN": "pushtoken"}
 
