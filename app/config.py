@@ -120,6 +120,15 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
         "STAFF_TOKEN_TTL": _env_int(env, "STAFF_TOKEN_TTL", 12 * 3600),
         "MEDIA_URL_TTL": _env_int(env, "MEDIA_URL_TTL", 3600),
         "TIPS_PER_RESIDENT_PER_DAY": _env_int(env, "TIPS_PER_RESIDENT_PER_DAY", 20),
+        # Residents' personal information (PIPL): the privacy notice the mini-program shows (a UTF-8
+        # text file; empty: the built-in one) and its version (empty: derived from the text), and how
+        # many days photos and precise locations of settled tips are kept (0: no limit).
+        "PRIVACY_NOTICE_FILE": env.get("PRIVACY_NOTICE_FILE", ""),
+        "PRIVACY_NOTICE_VERSION": env.get("PRIVACY_NOTICE_VERSION", ""),
+        "PHOTO_RETENTION_DAYS": _env_int(env, "PHOTO_RETENTION_DAYS", 365),
+        "LOCATION_RETENTION_DAYS": _env_int(env, "LOCATION_RETENTION_DAYS", 180),
+        "RETENTION_PURGE_INTERVAL": float(env.get("RETENTION_PURGE_INTERVAL") or 3600),
+        "ACCOUNT_CLOSURE_INTERVAL": float(env.get("ACCOUNT_CLOSURE_INTERVAL") or 300),
         "RATELIMIT_ENABLED": _env_bool(env, "RATELIMIT_ENABLED", True),
         # How many reverse proxies in front of the app append to X-Forwarded-For (nginx in deploy/: 1).
         # The client address (rate limits, audit) is the one the outermost trusted proxy saw; with 0
@@ -187,6 +196,9 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
     if production:
         for key in (cfg["SECRET_KEY"], *cfg["SECRET_KEY_FALLBACKS"]):
             refuse_weak_secret_key(key)
+    for name in ("PHOTO_RETENTION_DAYS", "LOCATION_RETENTION_DAYS"):
+        if int(cfg[name]) < 0:
+            raise ConfigError(f"{name} must be a number of days (0: no limit)")
     return cfg
 
 

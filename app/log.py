@@ -8,13 +8,17 @@ from flask import g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
 # Anything that looks like a credential is masked before a record is written.
+_SECRET_NAMES = r"access_token|session_key|secret|password|token|sign|openid|paySign|api_key|x-api-key"
 _SECRET_PATTERN = re.compile(
-    r"(?i)(access_token|session_key|secret|password|token|sign|openid|paySign|api_key|x-api-key)"
+    rf"(?i)({_SECRET_NAMES})"
     r"([\"']?\s*[:=]\s*[\"']?)([^\"'&\s,}]+)"
 )
+# WeChat Pay speaks XML, and wechatpy logs its requests and replies at DEBUG: <re_openid>, <sign> …
+_SECRET_XML = re.compile(rf"(?i)(<(\w*(?:{_SECRET_NAMES})\w*)>)(?:<!\[CDATA\[.*?\]\]>|[^<]*)(</\2>)", re.S)
 
 
 def redact(text: str) -> str:
+    text = _SECRET_XML.sub(lambda m: f"{m.group(1)}***{m.group(3)}", text)
     return _SECRET_PATTERN.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
 
 

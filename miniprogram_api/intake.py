@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from sqlalchemy import delete, exists, select, update
 
-from app.errors import Conflict, NotFound, Unprocessable
+from app.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from app.extensions import db
 from app.geo.coords import to_wgs84
 from app.geo.index import in_service_area
@@ -111,7 +111,10 @@ def submit_tip(resident_id: int, idempotency_key: str, body: dict) -> tuple[Tip,
     """
     fingerprint = request_fingerprint(body)
     # One submission per resident at a time: the key check and the daily count stay true until commit.
-    db.session.execute(select(Resident.id).where(Resident.id == resident_id).with_for_update())
+    closing = db.session.execute(select(Resident.closing_at).where(Resident.id == resident_id).with_for_update()
+                                 ).scalar_one()
+    if closing is not None:  # the account closed while this request was on its way
+        raise Unauthorized("账号已注销", code="token_invalid")
     now = utcnow()
     # A new statement after the lock (a fresh snapshot under READ COMMITTED): sees a tip that a
     # concurrent request with the same key committed while this one waited.

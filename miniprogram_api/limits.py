@@ -25,6 +25,7 @@ DEFAULTS = {
     "MP_RATELIMIT_RESIDENT": "120/minute",
     "MP_RATELIMIT_PHOTOS": "30/minute;300/day",
     "MP_RATELIMIT_TIPS": "10/minute",
+    "MP_RATELIMIT_EXPORT": "10/hour",  # a whole copy of the resident's data: heavy, and rarely needed
 }
 
 

@@ -80,7 +80,7 @@ def serialize_tip(tip: Tip, category_names: dict[str, str] | None = None, photos
     }
 
 
-def _category_names() -> dict[str, str]:
+def category_names() -> dict[str, str]:
     return {c.code: c.name for c in list_categories(active=None)}
 
 
@@ -95,7 +95,7 @@ def list_tips(resident_id: int, status: str | None = None, cursor: str | None = 
         query = query.where(Tip.id < before)
     tips = list(db.session.scalars(query.order_by(Tip.id.desc()).limit(limit + 1)))
     page = tips[:limit]
-    names = _category_names()
+    names = category_names()
     items = [serialize_tip(t, names) for t in page]
     return items, (str(page[-1].id) if len(tips) > limit else None)
 

@@ -243,3 +243,86 @@ class MpNearbyListSchema(Schema):
 
 class MpOkSchema(Schema):
     ok = fields.Boolean(required=True)
+
+
+# --- the resident's rights (PIPL) ------------------------------------------------------------------
+
+class MpPrivacyNoticeSchema(Schema):
+    version = fields.String(required=True, metadata={"description": "告知的版本；变化后小程序应重新请居民同意"})
+    text = fields.String(required=True, metadata={"description": "个人信息保护告知全文（中文）"})
+
+
+class MpAccountClosedSchema(Schema):
+    status = fields.String(required=True, validate=one_of(("closing", "closed")),
+                           metadata={"description": "closed：身份信息已删除；closing：有奖励尚在发放途中，结算后自动删除"})
+    message = fields.String(required=True)
+    rewards_in_flight = fields.Integer(required=True, metadata={"description": "尚未结算的奖励数"})
+    forgone_rewards = fields.Integer(required=True, metadata={"description": "因注销而放弃的待核查奖励数"})
+
+
+class MpExportProfileSchema(Schema):
+    id = fields.Integer(required=True)
+    openid = fields.String(required=True)
+    unionid = fields.String(allow_none=True, required=True)
+    created_at = fields.DateTime(required=True)
+    last_login_at = fields.DateTime(allow_none=True, required=True)
+    no_reward = fields.Boolean(required=True)
+    blocked = fields.Boolean(required=True)
+
+
+class MpExportSessionSchema(Schema):
+    created_at = fields.DateTime(required=True)
+    expires_at = fields.DateTime(required=True)
+    revoked_at = fields.DateTime(allow_none=True, required=True)
+
+
+class MpExportExifSchema(Schema):
+    taken_at = fields.DateTime(allow_none=True, required=True)
+    location = fields.Nested(MpLocationOutSchema, allow_none=True, required=True)
+
+
+class MpExportPhotoSchema(MpTipPhotoSchema):
+    width = fields.Integer(required=True)
+    height = fields.Integer(required=True)
+    uploaded_at = fields.DateTime(required=True)
+    exif = fields.Nested(MpExportExifSchema, allow_none=True, required=True,
+                         metadata={"description": "照片自带的拍摄时间和位置（对外提供的照片已去除）"})
+
+
+class MpExportTipSchema(MpTipSchema):
+    photos = fields.List(fields.Nested(MpExportPhotoSchema), required=True)
+    timeline = fields.List(fields.Nested(MpTimelineEntrySchema), required=True)
+    message = fields.String(allow_none=True, required=True)
+    hazard = fields.Nested(MpHazardRefSchema, allow_none=True, required=True)
+    reward = fields.Nested(MpRewardRefSchema, allow_none=True, required=True)
+
+
+class MpExportRewardSchema(Schema):
+    id = fields.Integer(required=True)
+    tip_id = fields.Integer(required=True)
+    amount_fen = fields.Integer(required=True)
+    status = fields.String(required=True)
+    reason = fields.String(allow_none=True, required=True, metadata={"description": "未发放的原因"})
+    created_at = fields.DateTime(required=True)
+    sent_at = fields.DateTime(allow_none=True, required=True)
+    settled_at = fields.DateTime(allow_none=True, required=True)
+
+
+class MpExportMessageSchema(Schema):
+    tip_id = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    title = fields.String(required=True)
+    text = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "pending 待发送、sent 已发送、refused 未发送（未订阅等）"})
+    created_at = fields.DateTime(required=True)
+    sent_at = fields.DateTime(allow_none=True, required=True)
+
+
+class MpExportSchema(Schema):
+    exported_at = fields.DateTime(required=True)
+    profile = fields.Nested(MpExportProfileSchema, required=True)
+    sessions = fields.List(fields.Nested(MpExportSessionSchema), required=True)
+    tips = fields.List(fields.Nested(MpExportTipSchema), required=True)
+    photos_not_in_tips = fields.List(fields.Nested(MpExportPhotoSchema), required=True)
+    rewards = fields.List(fields.Nested(MpExportRewardSchema), required=True)
+    messages = fields.List(fields.Nested(MpExportMessageSchema), required=True)

@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from app.auth import bearer_token
 from app.extensions import db
 from app.media.photos import photo_urls
-from miniprogram_api import intake, queries, schemas
+from miniprogram_api import intake, privacy, queries, rights, schemas
 from miniprogram_api.auth import current_resident_id, login_resident, resident_required, revoke_resident_token
 from miniprogram_api.limits import per_ip, per_resident
 
@@ -162,3 +162,38 @@ def my_rewards(args):
 @bp.doc(summary="附近同类未结案隐患（是否已有人报过）", security=BEARER)
 def nearby(args):
     return {"items": queries.nearby_hazards(args["category"], args["lat"], args["lng"], args["coord"])}
+
+
+# --- the resident's rights (PIPL) ------------------------------------------------------------------
+
+@bp.route("/privacy", methods=["GET"])
+@per_ip()
+@bp.response(200, schemas.MpPrivacyNoticeSchema)
+@bp.doc(summary="个人信息保护告知（首次报料前展示）", security=[])
+def privacy_notice():
+    return privacy.privacy_notice()
+
+
+@bp.route("/me/export", methods=["GET"])
+@per_ip()
+@per_resident("MP_RATELIMIT_EXPORT")
+@resident_required
+@bp.response(200, schemas.MpExportSchema)
+@bp.doc(summary="导出我的数据（保存的关于我的全部信息）", security=BEARER)
+def export_me():
+    return rights.export_resident_data(current_resident_id())
+
+
+@bp.route("/me", methods=["DELETE"])
+@per_ip()
+@per_resident()
+@resident_required
+@bp.response(202, schemas.MpAccountClosedSchema)
+@bp.doc(summary="注销账号（删除身份信息；发放途中的奖励先结算）", security=BEARER)
+def close_me():
+    answer, files = rights.close_account(current_resident_id())
+    db.session.commit()
+    rights.discard_files(files)
+    answer["message"] = ("账号已注销" if answer["status"] == "closed"
+                         else "账号已注销，发放途中的奖励结算后将删除全部身份信息")
+    return answer

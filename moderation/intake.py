@@ -46,7 +46,7 @@ def process_tip(tip_id: int) -> str:
         return "skipped"
     tip = db.session.get(Tip, tip_id)
     resident = db.session.get(Resident, tip.resident_id)
-    openid = resident.openid
+    openid = resident.wechat_openid  # None once a closed account's identity is erased
 
     findings = checks.check_photos(tip)
     nearby = checks.check_nearby(tip)
@@ -60,7 +60,7 @@ def process_tip(tip_id: int) -> str:
 
     text = {"suggest": "skipped"}
     media: list[dict] = []
-    if findings.own_resend_of is None:  # a resend is settled without asking WeChat
+    if findings.own_resend_of is None and openid:  # a resend is settled without asking WeChat
         text = checks.check_text(tip, openid)
         media = checks.send_media_checks(tip, openid)  # records pending checks (flush)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app import outbox
 from app.display import business_day, period_of
@@ -66,6 +66,8 @@ def _ineligible(tip, amount, policy) -> str | None:
     if amount is None:
         return "no_amount"
     resident = db.session.get(Resident, tip.resident_id)
+    if resident is not None and resident.closing_at is not None:
+        return "account_closed"
     if resident is None or resident.no_reward:
         return "no_reward_list"
     if tip.hazard_id is not None:
@@ -95,6 +97,15 @@ def _grant(payout: Payout, policy: dict, now) -> str | None:
     ledger.post_reservation(payout)
     outbox.publish(PAYOUT_TOPIC, {"payout_id": payout.id}, dedup_key=f"payout:{payout.id}")
     return None
+
+
+def forgo_waiting_rewards(resident_id: int) -> int:
+    """A closing account gives up rewards not granted yet (waiting for the hazard's verification:
+    no money is reserved for them). Flush only; returns how many."""
+    return db.session.execute(
+        update(Payout).where(Payout.resident_id == resident_id, Payout.status == "awaiting_verification")
+        .values(status="not_granted", reason="account_closed", updated_at=utcnow())
+        .execution_options(synchronize_session=False)).rowcount
 
 
 def on_hazard_transition(hazard, from_status: str, to_status: str) -> None:

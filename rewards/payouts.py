@@ -92,7 +92,7 @@ def send_payout(payout_id: int) -> str:
     elif payout.status != "sending":
         db.session.rollback()
         return payout.status
-    openid = db.session.get(Resident, payout.resident_id).openid
+    openid = db.session.get(Resident, payout.resident_id).wechat_openid
     billno, amount = payout.mch_billno, payout.amount_fen
     db.session.execute(update(Payout).where(Payout.id == payout_id)
                        .values(attempts=Payout.attempts + 1).execution_options(synchronize_session=False))
@@ -166,7 +166,7 @@ def _fetch_package(payout_id: int) -> None:
     """A lost reply means a lost `package` (what the mini-program opens). The same billno with the
     same parameters returns the original result, so asking again is safe."""
     payout = _fresh(payout_id)
-    openid = db.session.get(Resident, payout.resident_id).openid
+    openid = db.session.get(Resident, payout.resident_id).wechat_openid
     billno, amount = payout.mch_billno, payout.amount_fen
     db.session.rollback()
     result = wechat.send_miniprogram_hb(billno, openid, amount, ACT_NAME, REMARK, WISHING)

@@ -36,6 +36,7 @@ NOT_GRANTED_LABELS = {
     "program_day_cap": "今日奖励预算已用完",
     "program_month_cap": "本月奖励预算已用完",
     "no_amount": "该类别未设置奖励金额",
+    "account_closed": "报料人已注销账号",
 }
 
 

@@ -1,10 +1,14 @@
 """What residents see of their rewards (docs/REWARDS.md §For the other areas), for miniprogram_api."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.extensions import db
 from rewards.models import RESIDENT_STATUSES, Payout
+from rewards.policy import NOT_GRANTED_LABELS
+
+# Nothing more will happen to a payout in these statuses (no WeChat call, no money moving).
+SETTLED_STATUSES = ("not_granted", "claimed", "refunded", "failed", "cancelled")
 
 
 def _brief(payout: Payout) -> dict:
@@ -35,3 +39,19 @@ def list_rewards_for_resident(resident_id: int, cursor: str | None = None, limit
     items = [{**_brief(p), "tip_id": p.tip_id, "package": p.package if p.status == "sent" else None}
              for p in rows[:limit]]
     return items, (str(rows[limit - 1].id) if len(rows) > limit else None)
+
+
+def count_payouts_in_flight(resident_id: int) -> int:
+    """Payouts of the resident that are not settled yet: a closing account waits for them. Any
+    status not known to be final counts (a new channel's states included)."""
+    return int(db.session.scalar(select(func.count(Payout.id)).where(
+        Payout.resident_id == resident_id, Payout.status.notin_(SETTLED_STATUSES))) or 0)
+
+
+def rewards_for_export(resident_id: int) -> list[dict]:
+    """Every reward row of the resident, oldest first, with its dates and why one was not granted
+    (the resident's data export)."""
+    rows = db.session.execute(select(Payout).where(Payout.resident_id == resident_id)
+                              .order_by(Payout.id)).scalars().all()
+    return [{**_brief(p), "tip_id": p.tip_id, "reason": NOT_GRANTED_LABELS.get(p.reason, p.reason),
+             "created_at": p.created_at, "sent_at": p.sent_at, "settled_at": p.settled_at} for p in rows]

@@ -57,7 +57,7 @@ def send_notice(notice_id: int) -> str:
         return "skipped"
     tip = db.session.get(Tip, notice.tip_id)
     resident = db.session.get(Resident, tip.resident_id) if tip else None
-    if tip is None or resident is None:
+    if tip is None or resident is None or resident.closing_at is not None:  # gone, or closed the account
         _finish(notice_id, "refused")
         return "refused"
     purpose, phrase, remark = NOTICES[notice.kind]
@@ -67,7 +67,7 @@ def send_notice(notice_id: int) -> str:
         remark = hazard.resolution_note  # what the department says it did
     data = {"thing1": _thing(category.name if category else tip.category), "phrase2": phrase,
             "thing3": _thing(remark), "time4": format_time(utcnow())}
-    openid, kind, tip_id = resident.openid, notice.kind, tip.id
+    openid, kind, tip_id = resident.wechat_openid, notice.kind, tip.id
     db.session.rollback()  # no transaction held open across the WeChat call
     accepted = wechat.send_subscribe_message(openid, purpose, data, page=f"pages/tip/detail?id={tip_id}")
     _finish(notice_id, "sent" if accepted else "refused")

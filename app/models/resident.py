@@ -9,7 +9,12 @@ from app.models.base import TimestampMixin, UTCDateTime
 
 class Resident(TimestampMixin, db.Model):
     """A mini-program user. The openid is needed to pay and notify; it never leaves the server
-    (departments, webhooks and exports see only the resident id). session_key is not stored."""
+    (departments, webhooks and exports see only the resident id). session_key is not stored.
+
+    Closing an account (miniprogram_api.rights) replaces the openid with a random pseudonym at once,
+    so a later login starts a new account; while a reward is still in flight the real openid waits
+    in `held_openid` (payouts need it) until the closure finishes and erases it.
+    """
 
     __tablename__ = "residents"
 
@@ -21,6 +26,16 @@ class Resident(TimestampMixin, db.Model):
     no_reward_reason: Mapped[str | None] = mapped_column(String(64))
     blocked: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closing_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the resident asked to close
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())   # identity erased for good
+    held_openid: Mapped[str | None] = mapped_column(String(64))
+
+    @property
+    def wechat_openid(self) -> str | None:
+        """The openid to use with WeChat: the held one while a closing account settles; None once closed."""
+        if self.closing_at is not None:
+            return self.held_openid
+        return self.openid
 
 
 class ResidentToken(TimestampMixin, db.Model):

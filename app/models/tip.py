@@ -46,6 +46,8 @@ class Tip(TimestampMixin, db.Model):
     duplicate_of_tip_id: Mapped[int | None] = mapped_column(ForeignKey("tips.id"))
     duplicate_of_hazard_id: Mapped[int | None] = mapped_column(Integer)
     hazard_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # Set when the retention purge coarsened the point and dropped the address (miniprogram_api.retention).
+    location_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     events: Mapped[list["TipEvent"]] = relationship(order_by="TipEvent.id", lazy="selectin",
                                                     cascade="all, delete-orphan")

@@ -26,3 +26,13 @@ def test_plain_messages_keep_their_arguments():
     record = _record("tip %s accepted", 42)
     RequestContextFilter().filter(record)
     assert record.getMessage() == "tip 42 accepted"
+
+
+def test_redact_masks_openids_and_signatures_in_wechat_pay_xml():
+    body = ("b'<xml>\\n<mch_billno>1900000109202612050000000001</mch_billno>\\n"
+            "<re_openid><![CDATA[o-resident-x]]></re_openid>\\n<sign>ABCDEF0123</sign>\\n"
+            "<openid>o-other-y</openid><total_amount>100</total_amount></xml>'")
+    text = redact(body)
+    assert "o-resident-x" not in text and "o-other-y" not in text and "ABCDEF0123" not in text
+    assert "<re_openid>***</re_openid>" in text and "<total_amount>100</total_amount>" in text
+    assert "<mch_billno>1900000109202612050000000001</mch_billno>" in text

@@ -52,7 +52,7 @@ def test_every_resident_endpoint_needs_a_token(mp_client):
     for method, path in (("get", "/categories"), ("post", "/photos"), ("post", "/tips"), ("get", "/tips"),
                          ("get", "/tips/1"), ("post", "/tips/1/withdraw"), ("get", "/rewards"),
                          ("get", "/hazards/nearby?lat=23&lng=113.7&category=lpg_illegal"),
-                         ("post", "/auth/logout")):
+                         ("post", "/auth/logout"), ("get", "/me/export"), ("delete", "/me")):
         answer = getattr(mp_client, method)(f"/api/mp/v1{path}")
         assert answer.status_code == 401, (method, path)
         assert answer.get_json()["error"]["code"] == "unauthorized"
