@@ -112,3 +112,4 @@ def _register_commands(app):
     from app import commands
 
     commands.init_app(app)
+    commands.check_transactions_ended(app)  # last: the areas registered their commands above

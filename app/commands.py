@@ -1,4 +1,10 @@
-"""Operator commands (flask --app wsgi ...). Areas register their own groups through init hooks."""
+"""Operator commands (flask --app wsgi ...). Areas register their own groups through init hooks.
+
+Every command of app.cli is checked when it returns: a database transaction it left open fails it
+outside production (a long-lived command that waits with one holds SQLite's write lock: issue 13).
+"""
+import functools
+import logging
 import sys
 
 import click
@@ -6,6 +12,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.errors import AppError
+
+log = logging.getLogger(__name__)
 
 # Steps that `init` runs after the migrations, in order; areas append (name, dotted path).
 INIT_STEPS: list[tuple[str, str]] = []
@@ -17,12 +25,14 @@ def register_init_step(name: str, path: str) -> None:
 
 
 def run_init(echo=click.echo):
-    """Migrations, then every registered default-data step, in order."""
+    """Migrations, then every registered default-data step, in order, each in its own session."""
     from flask_migrate import upgrade
+
+    from app.db import run_in_own_session
 
     upgrade()
     for name, path in INIT_STEPS:
-        result = _resolve(path)()
+        result = run_in_own_session(current_app._get_current_object(), _resolve(path))
         echo(f"{name}: {result if result is not None else 'ok'}")
 
 
@@ -51,12 +61,13 @@ def staff_create(username, password, roles, department):
 
     try:
         user = create_staff(username, password, list(roles), department)
+        done = f"staff {user.username} created with roles {', '.join(user.role_names)}"
         db.session.commit()
     except AppError as exc:
         db.session.rollback()
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
-    click.echo(f"staff {user.username} created with roles {', '.join(user.role_names)}")
+    click.echo(done)
 
 
 @click.command("worker")
@@ -96,6 +107,63 @@ def _resolve(path):
 
     module_name, _, attr = path.rpartition(".")
     return getattr(importlib.import_module(module_name), attr)
+
+
+def check_transactions_ended(app) -> None:
+    """Wrap every command of app.cli (areas' groups included) in the open-transaction check."""
+    todo = list(app.cli.commands.values())
+    while todo:
+        command = todo.pop()
+        if isinstance(command, click.Group):
+            todo += command.commands.values()
+        elif command.callback is not None and not getattr(command.callback, "_checks_transactions", False):
+            command.callback = _ending_transactions(command.name, command.callback)
+
+
+def _ending_transactions(name, callback):
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        before = _open_state()
+        succeeded = False
+        try:
+            result = callback(*args, **kwargs)
+            succeeded = True
+            return result
+        except SystemExit as exit_:
+            succeeded = exit_.code in (None, 0)
+            raise
+        finally:
+            if succeeded:
+                _check_left_open(name, before)
+
+    run._checks_transactions = True
+    return run
+
+
+def _open_state() -> tuple[bool, int]:
+    from flask import has_app_context
+
+    from app.db import open_transactions
+    from app.extensions import db
+
+    return open_transactions(db) if has_app_context() else (False, 0)
+
+
+def _check_left_open(name: str, before: tuple[bool, int]) -> None:
+    """A transaction (or pooled connection) the command opened and never ended: an error outside
+    production; in production the work is done, so log it and end the transaction."""
+    from app.extensions import db
+
+    session_open, checkedout = _open_state()
+    if not (session_open and not before[0]) and checkedout <= before[1]:
+        return
+    message = (f"command `{name}` returned with a database transaction open (session open: {session_open}, "
+               f"connections checked out: {checkedout}); end every session before returning or waiting")
+    if current_app.config["APP_ENV"] == "production":
+        log.error(message)
+        db.session.remove()
+        return
+    raise click.ClickException(message)
 
 
 def init_app(app):

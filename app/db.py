@@ -69,3 +69,21 @@ def init_app(app, db):
         token = g.pop("_sqlite_begin_token", None)
         if token is not None:
             _sqlite_begin.reset(token)
+
+
+def open_transactions(db) -> tuple[bool, int]:
+    """(the current session has a transaction open, connections checked out of the pool).
+
+    A long-lived process that waits with either of these non-zero holds SQLite's write lock (write
+    transactions begin IMMEDIATE) or a PostgreSQL snapshot for as long as it waits.
+    """
+    session_open = db.session.registry.has() and db.session().in_transaction()
+    checkedout = getattr(db.engine.pool, "checkedout", lambda: 0)()
+    return session_open, checkedout
+
+
+def run_in_own_session(app, func, *args, **kwargs):
+    """Call func in a fresh app context, so its session — and any transaction it left open — ends
+    when it returns (Flask-SQLAlchemy removes the session at the context's teardown)."""
+    with app.app_context():
+        return func(*args, **kwargs)

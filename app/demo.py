@@ -77,6 +77,7 @@ def demo_command(port, sandbox_port, no_serve):
     from urllib.parse import urlparse
 
     from app.commands import run_init
+    from app.db import run_in_own_session
 
     app = current_app._get_current_object()
     if app.config["APP_ENV"] == "production":
@@ -106,8 +107,8 @@ def demo_command(port, sandbox_port, no_serve):
             start("sandbox", flask_cmd + ["wechat-sandbox", "--port", str(sandbox_port)])
             _wait_http(f"http://127.0.0.1:{sandbox_port}/__sandbox__/redpacks")
         run_init(echo=click.echo)
-        for name, path in DEMO_STEPS:
-            click.echo(f"{name}: {_resolve(path)()}")
+        for name, path in DEMO_STEPS:  # each step's session ends with it: this process waits below
+            click.echo(f"{name}: {run_in_own_session(app, _resolve(path))}")
         if no_serve:
             return
         # the demo data ran RQ workers in this process, and they install their own signal handlers

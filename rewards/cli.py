@@ -23,6 +23,7 @@ def check_command():
     from rewards.invariants import CHECKS, check_all
 
     failures = check_all()
+    db.session.close()  # every command ends its transaction (app/commands.py)
     for name in CHECKS:
         if name in failures:
             click.echo(f"FAIL {name}")
@@ -52,6 +53,7 @@ def reconcile_command(day):
     click.echo(f"reconciliation {run.id} of {run.bill_date}: {run.status}"
                + (f" ({run.error})" if run.error else "")
                + f"; rows {run.bill_rows}, matched {run.matched}, exceptions {run.exception_count}")
+    db.session.close()
     sys.exit(0 if run.status == "done" else 1)
 
 
@@ -69,12 +71,13 @@ def fund_command(period, amount_fen, memo):
         tx = fund_period(period, amount_fen, memo=memo)
         record_audit("budget.fund", "budget_period", None, actor_type="system",
                      after={"period": period, "amount_fen": amount_fen}, note=memo)
+        done = f"funded {period} with {amount_fen} fen (ledger transaction {tx.id})"
         db.session.commit()
     except AppError as exc:
         db.session.rollback()
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
-    click.echo(f"funded {period} with {amount_fen} fen (ledger transaction {tx.id})")
+    click.echo(done)
 
 
 @rewards_group.command("close-period")
@@ -101,3 +104,4 @@ def sweep_command():
     from rewards.sweeper import sweep_payouts
 
     click.echo(sweep_payouts())
+    db.session.close()

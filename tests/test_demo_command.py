@@ -1,6 +1,8 @@
 """`flask demo` on the embedded default: everything up with demo data, Ctrl-C stops every process it
-started (the embedded Redis too), and a second start keeps the data."""
+started (the embedded Redis too), and a second start keeps the data — and staff can log in, every
+time (issue 13: the second start held SQLite's write lock and every login waited 15 s for a 500)."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,6 +54,21 @@ def _stop(proc) -> None:
     assert alive == [], f"left running: {alive}"
 
 
+def _log_in(base: str) -> str:
+    """The staff API and the console both let the demo moderator in; returns the API token. (With the
+    database locked, each waited out SQLite's 15-s busy timeout and answered 500.)"""
+    login = requests.post(base + "/api/staff/v1/auth/login", json={"username": "moderator",
+                                                                   "password": "renrenpai-demo"}, timeout=10)
+    assert login.status_code == 200, login.text
+    console = requests.Session()
+    form = console.get(base + "/console/login", timeout=10)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    page = console.post(base + "/console/login", data={"csrf_token": csrf, "username": "moderator",
+                                                       "password": "renrenpai-demo"}, timeout=10)
+    assert page.status_code == 200 and page.url.startswith(base + "/console/") and "退出" in page.text, page.text[:500]
+    return login.json()["token"]
+
+
 def test_demo_runs_everything_stops_everything_and_keeps_its_data(tmp_path):
     port, sandbox_port = free_port(), free_port()
     proc, lines = _start_demo(tmp_path, port, sandbox_port)
@@ -61,9 +78,7 @@ def test_demo_runs_everything_stops_everything_and_keeps_its_data(tmp_path):
         assert "demo tips: " in text and "already loaded" not in text
         base = f"http://127.0.0.1:{port}"
         assert requests.get(base + "/readyz", timeout=10).status_code == 200
-        login = requests.post(base + "/api/staff/v1/auth/login", json={"username": "moderator",
-                                                                       "password": "renrenpai-demo"}, timeout=10)
-        token = login.json()["token"]
+        token = _log_in(base)
         claimed = requests.post(base + "/api/staff/v1/review/claim", headers={"Authorization": f"Bearer {token}"},
                                 timeout=10)
         assert claimed.status_code == 200 and claimed.json()["status"] == "pending_review"
@@ -76,5 +91,6 @@ def test_demo_runs_everything_stops_everything_and_keeps_its_data(tmp_path):
     proc, lines = _start_demo(tmp_path, port, sandbox_port)
     try:
         assert "already loaded" in "".join(lines)
+        _log_in(f"http://127.0.0.1:{port}")
     finally:
         _stop(proc)

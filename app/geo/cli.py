@@ -46,6 +46,7 @@ def demo_file_command(path):
 @with_appcontext
 def locate_command(lat, lng, coord):
     """Which grid holds a point."""
+    from app.extensions import db
     from app.geo.coords import to_wgs84
     from app.geo.index import in_service_area, locate
 
@@ -53,6 +54,7 @@ def locate_command(lat, lng, coord):
     hit = locate(w_lat, w_lng)
     click.echo(json.dumps({"wgs84": [w_lat, w_lng], "grid": hit.to_dict() if hit else None,
                            "in_service_area": in_service_area(w_lat, w_lng)}, ensure_ascii=False))
+    db.session.close()  # every command ends its transaction (app/commands.py)
 
 
 def init_app(app):

@@ -22,24 +22,27 @@ def dept_key_create(department, label):
 
     try:
         key, row = create_department_key(department, label)
+        prefix = row.prefix
         db.session.commit()
     except AppError as exc:
         db.session.rollback()
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
     click.echo(key)
-    click.echo(f"key {row.prefix}… for {department}: store it now, it cannot be shown again", err=True)
+    click.echo(f"key {prefix}… for {department}: store it now, it cannot be shown again", err=True)
 
 
 @dept_key_group.command("list")
 @click.option("--department", default=None)
 @with_appcontext
 def dept_key_list(department):
+    from app.extensions import db
     from app.hazards.keys import list_department_keys
 
     for row in list_department_keys(department):
         state = "revoked" if row.revoked_at else "active"
         click.echo(f"{row.prefix}…\t{row.department.code}\t{state}\t{row.label or ''}")
+    db.session.close()  # every command ends its transaction (app/commands.py)
 
 
 @dept_key_group.command("revoke")
@@ -71,8 +74,9 @@ def webhook_add(url, secret, description):
     except ValueError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    added = {"id": endpoint.id, "url": endpoint.url, "secret": endpoint.secret}
     db.session.commit()
-    click.echo(json.dumps({"id": endpoint.id, "url": endpoint.url, "secret": endpoint.secret}))
+    click.echo(json.dumps(added))
 
 
 @hazards_group.command("webhooks")
@@ -80,10 +84,12 @@ def webhook_add(url, secret, description):
 @with_appcontext
 def webhook_log(status):
     """The latest deliveries (the delivery log)."""
+    from app.extensions import db
     from app.hazards.webhooks import delivery_log
 
     for row in delivery_log(status=status):
         click.echo(json.dumps(row, ensure_ascii=False))
+    db.session.close()
 
 
 @hazards_group.command("sweep-sla")
@@ -102,6 +108,9 @@ def overdue():
     from app.hazards.lifecycle import status_label
     from app.hazards.queries import list_overdue
 
+    from app.extensions import db
+
     for hazard in list_overdue():
         click.echo(f"#{hazard.id}\t{hazard.department.code}\t{status_label(hazard.status)}\t"
                    f"due {hazard.due_at.isoformat() if hazard.due_at else '-'}\t{hazard.grid_code or '-'}")
+    db.session.close()
