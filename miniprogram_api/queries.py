@@ -13,7 +13,7 @@ import re
 from sqlalchemy import select
 
 from app.errors import BadRequest, NotFound, Unprocessable
-from app.extensions import db
+from app.extensions import db, wechat
 from app.geo.coords import haversine_m, to_wgs84, wgs84_to_gcj02
 from app.hazards.catalogue import get_category, list_categories
 from app.media.photos import pending_display_ids, photo_urls
@@ -157,7 +157,16 @@ def list_rewards(resident_id: int, cursor: str | None = None, limit: int = 20) -
 
     parse_id_cursor(cursor)  # the same id cursors as tips; refuse junk before it reaches the query
     items, next_cursor = list_rewards_for_resident(resident_id, cursor=cursor or None, limit=limit)
-    return list(items), (str(next_cursor) if next_cursor is not None else None)
+    items = [with_redpacket_params(item) for item in items]
+    return items, (str(next_cursor) if next_cursor is not None else None)
+
+
+def with_redpacket_params(item: dict) -> dict:
+    """A packet waiting to be opened carries what wx.sendBizRedPacket takes, signed with the
+    merchant key here (the key never reaches the phone)."""
+    if item.get("package"):
+        item = {**item, "redpacket": wechat.biz_redpacket_params(item["package"])}
+    return item
 
 
 # --- catalogue and hazards --------------------------------------------------------------------

@@ -203,12 +203,22 @@ class MpTipListSchema(Schema):
     next = fields.String(allow_none=True, required=True)
 
 
+class MpRedPacketParamsSchema(Schema):
+    timeStamp = fields.String(required=True)
+    nonceStr = fields.String(required=True)
+    package = fields.String(required=True)
+    signType = fields.String(required=True)
+    paySign = fields.String(required=True)
+
+
 class MpRewardSchema(Schema):
     id = fields.Integer(required=True)
     tip_id = fields.Integer(allow_none=True)
     amount_fen = fields.Integer(required=True)
     status = fields.String(required=True)
     package = fields.String(allow_none=True, metadata={"description": "状态为 sent 时用于 wx.sendBizRedPacket"})
+    redpacket = fields.Nested(MpRedPacketParamsSchema, metadata={
+        "description": "状态为 sent 时：wx.sendBizRedPacket 的全部参数（服务器已签名），原样传入即可"})
 
 
 class MpRewardListArgsSchema(Schema):

@@ -45,7 +45,7 @@ def sandbox_settings(config: dict | None = None, env=None) -> dict:
 
 
 def create_sandbox_app(config: dict | None = None) -> Flask:
-    from app.wechat_sandbox import control, mp, pay
+    from app.wechat_sandbox import client, control, mp, pay
 
     app = Flask("wechat_sandbox")
     app.config.update(sandbox_settings(config))
@@ -53,4 +53,5 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
     app.register_blueprint(mp.bp)
     app.register_blueprint(pay.bp)
     app.register_blueprint(control.bp)
+    app.register_blueprint(client.bp)
     return app

@@ -7,7 +7,11 @@ import uuid
 
 import pytest
 
+from app.extensions import db
 from app.geo.coords import wgs84_to_gcj02
+from app.queue import run_burst
+from tests.moderation.factories import make_staff, staff_headers
+from tests.rewards.helpers import fund
 from tests.media import corpus
 
 # 南城, Dongguan (WGS-84) and the same point as wx.getLocation reports it (GCJ-02).
@@ -78,3 +82,48 @@ def login(mp_client, wechat_sandbox):
         return Resident(mp_client, body["token"], body["resident"]["id"], openid)
 
     return _login
+
+
+# --- through the other side: staff approval and the queued jobs -----------------------------------
+
+def drain(app, queues=None):
+    """Run the queued jobs in-process. The test's session ends its transaction first: after a POST
+    the test client leaves it open (no app context pops), and on SQLite it would hold the write lock."""
+    db.session.rollback()
+    run_burst(app, queues) if queues else run_burst(app)
+
+
+def approve_next(client, staff, severity=2):
+    claimed = client.post("/api/staff/v1/review/claim", headers=staff)
+    assert claimed.status_code == 200, claimed.get_data(as_text=True)
+    tip_id = claimed.get_json()["id"]
+    decision = client.post(f"/api/staff/v1/tips/{tip_id}/decision", headers=staff,
+                           json={"action": "approve", "category": "lpg_illegal", "severity": severity})
+    assert decision.status_code == 200, decision.get_json()
+    return decision.get_json()
+
+
+@pytest.fixture
+def staff(mp_client):
+    make_staff("mp-moderator", ["moderator"])
+    return staff_headers(mp_client, "mp-moderator")
+
+
+def send_tip(resident, app, photo=None, **body) -> int:
+    photo_id = resident.photo_id(photo)
+    answer = resident.submit(tip_body(photo_ids=[photo_id], **body))
+    assert answer.status_code == 201, answer.get_json()
+    drain(app, ["intake"])
+    return answer.get_json()["id"]
+
+
+def packet_sent(resident, app, client, staff, wechat_sandbox) -> dict:
+    """A tip approved through the staff API, its red packet sent by the payouts worker."""
+    fund()
+    send_tip(resident, app)
+    decision = approve_next(client, staff)
+    assert decision["reward"]["status"] == "reserved"
+    drain(app, ["payouts", "notify"])
+    rewards = resident.get("/rewards").get_json()["items"]
+    assert rewards[0]["status"] == "sent" and rewards[0]["package"]
+    return rewards[0]

@@ -23,9 +23,8 @@ from miniprogram_api.rights import finish_closures
 from rewards.models import LedgerEntry, LedgerTransaction, Payout
 from rewards.sweeper import sweep_payouts
 from tests.media import corpus
-from tests.miniprogram_api.conftest import tip_body
-from tests.moderation.factories import make_staff, staff_headers
-from tests.rewards.helpers import assert_books_hold, fund
+from tests.miniprogram_api.conftest import approve_next, drain, packet_sent, send_tip, tip_body
+from tests.rewards.helpers import assert_books_hold
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -67,49 +66,6 @@ def app_log(mp_app):
     finally:
         root.setLevel(old_level)
         handler.setStream(old_stream)
-
-
-def drain(app, queues=None):
-    """Run the queued jobs in-process. The test's session ends its transaction first: after a POST
-    the test client leaves it open (no app context pops), and on SQLite it would hold the write lock."""
-    db.session.rollback()
-    run_burst(app, queues) if queues else run_burst(app)
-
-
-def approve_next(client, staff, severity=2):
-    claimed = client.post("/api/staff/v1/review/claim", headers=staff)
-    assert claimed.status_code == 200, claimed.get_data(as_text=True)
-    tip_id = claimed.get_json()["id"]
-    decision = client.post(f"/api/staff/v1/tips/{tip_id}/decision", headers=staff,
-                           json={"action": "approve", "category": "lpg_illegal", "severity": severity})
-    assert decision.status_code == 200, decision.get_json()
-    return decision.get_json()
-
-
-@pytest.fixture
-def staff(mp_client):
-    make_staff("rights-mod", ["moderator"])
-    return staff_headers(mp_client, "rights-mod")
-
-
-def send_tip(resident, app, photo=None, **body) -> int:
-    photo_id = resident.photo_id(photo)
-    answer = resident.submit(tip_body(photo_ids=[photo_id], **body))
-    assert answer.status_code == 201, answer.get_json()
-    drain(app, ["intake"])
-    return answer.get_json()["id"]
-
-
-def packet_sent(resident, app, client, staff, wechat_sandbox) -> dict:
-    """A tip approved through the staff API, its red packet sent by the payouts worker."""
-    fund()
-    send_tip(resident, app)
-    decision = approve_next(client, staff)
-    assert decision["reward"]["status"] == "reserved"
-    drain(app, ["payouts", "notify"])
-    rewards = resident.get("/rewards").get_json()["items"]
-    assert rewards[0]["status"] == "sent" and rewards[0]["package"]
-    return rewards[0]
 
 
 # --- privacy notice -----------------------------------------------------------------------------

@@ -1,0 +1,53 @@
+"""What the WeChat client on the resident's phone does in the sandbox (tests, the demo's phone page).
+
+`wx.sendBizRedPacket` in WeChat checks the parameters the mini-program got from its server before
+the packet opens; here `POST /__sandbox__/client/redpacks/open` does the same checks: the paySign
+(MD5 over appId, nonceStr, the URL-encoded package and timeStamp, with the merchant key), the
+package as WeChat issued it for that packet, and that the packet is the opening user's.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from urllib.parse import parse_qs, quote
+
+from flask import Blueprint, current_app, jsonify, request
+
+from app.wechat_sandbox.pay import claim_packet
+
+bp = Blueprint("sandbox_client", __name__, url_prefix="/__sandbox__/client")
+FIELDS = ("timeStamp", "nonceStr", "package", "signType", "paySign")
+
+
+def _fail(reason: str, status: int = 400):
+    return jsonify({"errMsg": f"sendBizRedPacket:fail {reason}"}), status
+
+
+def expected_pay_sign(params: dict) -> str:
+    cfg = current_app.config
+    raw = (f"appId={cfg['WECHAT_APPID']}&nonceStr={params['nonceStr']}&package={quote(params['package'], safe='')}"
+           f"&timeStamp={params['timeStamp']}&key={cfg['WECHAT_PAY_KEY']}")
+    return hashlib.md5(raw.encode()).hexdigest().upper()
+
+
+@bp.post("/redpacks/open")
+def open_redpack():
+    """Body: the five parameters of wx.sendBizRedPacket and the phone user's `openid`."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not all(isinstance(body.get(k), str) and body[k] for k in (*FIELDS, "openid")):
+        return _fail("parameters missing: " + ", ".join((*FIELDS, "openid")))
+    if body["signType"] != "MD5":
+        return _fail("signType must be MD5")
+    if not hmac.compare_digest(body["paySign"], expected_pay_sign(body)):
+        return _fail("invalid paySign")
+    billno = (parse_qs(body["package"]).get("spbillid") or [""])[0]
+    state = current_app.extensions["sandbox_state"]
+    row = state.query("SELECT openid, package FROM redpacks WHERE mch_billno = ?", (billno,))
+    if not row or not hmac.compare_digest(row[0]["package"] or "", body["package"]):
+        return _fail("invalid package")
+    if row[0]["openid"] != body["openid"]:
+        return _fail("this packet belongs to another user", 403)
+    status = claim_packet(state, billno)
+    if status != "RECEIVED":
+        return _fail(f"packet is {status}", 409)
+    return jsonify({"errMsg": "sendBizRedPacket:ok", "mch_billno": billno})
