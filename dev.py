@@ -5,7 +5,8 @@
                           web, workers) with demo data; prints the console URL and demo logins
     python3 dev.py test   the whole test suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL name them)
 
-Both create .venv/ and install the pinned requirements the first time (and again when they change).
+Both create .venv/ and install the pinned requirements the first time (and again when they change);
+`test` also installs the reference mini-program's Node test dependencies from its lock file.
 """
 import hashlib
 import os
@@ -35,6 +36,22 @@ def ensure_venv(requirements: str) -> None:
     stamp.write_text(digest)
 
 
+def ensure_node_modules() -> None:
+    """miniprogram/'s test dependencies (tests/miniprogram runs its Node tests): `npm ci` from the
+    lock file, again when the lock file changes. Without npm the test says what is missing."""
+    folder = ROOT / "miniprogram"
+    lock = folder / "package-lock.json"
+    stamp = folder / "node_modules" / ".installed-lock"
+    if not lock.exists() or (stamp.exists() and stamp.read_text() == hashlib.sha256(lock.read_bytes()).hexdigest()):
+        return
+    if subprocess.run(["npm", "--version"], capture_output=True).returncode != 0:
+        print("npm not found: the mini-program's tests will fail (install Node.js 20)", file=sys.stderr)
+        return
+    print("installing the mini-program's test dependencies (npm ci) ...", flush=True)
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=folder, check=True)
+    stamp.write_text(hashlib.sha256(lock.read_bytes()).hexdigest())
+
+
 def _requirements_digest(path: Path) -> str:
     """Hash the file and every file it includes with -r, so an edit anywhere reinstalls."""
     digest = hashlib.sha256()
@@ -53,6 +70,7 @@ def main(argv):
         os.execv(str(PYTHON), [str(PYTHON), "-m", "flask", "--app", "wsgi", "demo", *argv[2:]])
     if command == "test":
         ensure_venv("requirements-dev.txt")
+        ensure_node_modules()
         args = argv[2:] or []
         if not any(a.startswith("-n") for a in args):
             args = ["-n", os.environ.get("TEST_PROCESSES", "2"), *args]
