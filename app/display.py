@@ -22,7 +22,9 @@ TIME_NOTE = "时间均为北京时间"
 # --- time ---------------------------------------------------------------------------------------
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    from app.clock import utcnow   # the app's one clock (a demo living through its past moves it)
+
+    return utcnow()
 
 
 def to_beijing(at: datetime) -> datetime:

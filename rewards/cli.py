@@ -38,20 +38,24 @@ def check_command():
 
 
 @rewards_group.command("reconcile")
-@click.option("--date", "day", required=True, help="the business day (Asia/Shanghai), YYYY-MM-DD")
+@click.option("--date", "day", default=None, help="the business day (Asia/Shanghai), YYYY-MM-DD; default yesterday")
 @with_appcontext
 def reconcile_command(day):
     """Download the day's fund-flow bill and match it against the ledger."""
-    from rewards.reconciliation import reconcile_day
+    from rewards.reconciliation import default_bill_date, error_label, reconcile_day
 
     try:
-        bill_date = date.fromisoformat(day)
+        bill_date = date.fromisoformat(day) if day else default_bill_date()
     except ValueError:
         click.echo("error: --date must be YYYY-MM-DD", err=True)
         sys.exit(2)
-    run = reconcile_day(bill_date)
+    try:
+        run = reconcile_day(bill_date)
+    except AppError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
     click.echo(f"reconciliation {run.id} of {run.bill_date}: {run.status}"
-               + (f" ({run.error})" if run.error else "")
+               + (f" ({run.error}: {error_label(run.error)})" if run.error else "")
                + f"; rows {run.bill_rows}, matched {run.matched}, exceptions {run.exception_count}")
     db.session.close()
     sys.exit(0 if run.status == "done" else 1)

@@ -16,7 +16,8 @@ from app.queue import enqueue_after_commit
 from rewards import finance
 from rewards.clock import shanghai_day
 from rewards.models import PAYOUT_STATUSES, FinanceRequest, ReconciliationException, ReconciliationRun
-from rewards.reconciliation import EXCEPTION_LABELS, resolve_exception, start_run
+from rewards.reconciliation import (EXCEPTION_LABELS, default_bill_date, error_label, resolve_exception,
+                                   start_run)
 
 bp = Blueprint("finance_console", __name__, url_prefix="/console/finance", template_folder="templates")
 
@@ -132,15 +133,15 @@ def reconciliation():
     exceptions = db.session.execute(select(ReconciliationException).filter_by(run_id=selected)
                                     .order_by(ReconciliationException.id)).scalars().all() if selected else []
     return render_template("finance/reconciliation.html", runs=runs, selected=selected, exceptions=exceptions,
-                           labels=EXCEPTION_LABELS)
+                           labels=EXCEPTION_LABELS, error_label=error_label, default_day=default_bill_date())
 
 
 @bp.post("/reconciliation")
 @console_required("finance")
 def start_reconciliation():
-    day = _day("date")
+    day = _day("date") if request.values.get("date") else default_bill_date()
     if day is None:
-        flash("请选择对账日期", "error")
+        flash("对账日期须为 YYYY-MM-DD", "error")
         return redirect(url_for(".reconciliation"))
 
     def start():

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from app.extensions import db
-from rewards.clock import SHANGHAI
+from app.display import to_beijing
 from rewards.models import Payout
 
 # (header, how a payout gives the value, Excel kind) — kind: int | yuan | text | time
@@ -42,21 +42,15 @@ def yuan_text(fen: int) -> str:
 
 def beijing(value: datetime | None) -> datetime | None:
     """An aware UTC time as Beijing wall-clock time (naive: Excel has no time zones)."""
-    return value.astimezone(SHANGHAI).replace(tzinfo=None) if value is not None else None
-
-
-SEVERITY_NAMES = {1: "一般", 2: "较重", 3: "严重"}
+    return to_beijing(value).replace(tzinfo=None) if value is not None else None
 
 
 def _namers() -> dict:
-    from app.hazards.catalogue import list_categories
-    from rewards.finance import STATUS_LABELS
+    from app.display import label
 
-    categories = {c.code: c.name for c in list_categories(active=None)}
-    return {"category": lambda code: categories.get(code, code),
-            "severity": lambda n: SEVERITY_NAMES.get(n, str(n)),
-            "status": lambda code: STATUS_LABELS.get(code, code),
-            "reason": lambda code: code or ""}
+    return {"category": lambda code: label("category", code), "severity": lambda n: label("severity", n),
+            "status": lambda code: label("reward_status", code),
+            "reason": lambda code: label("failure", code) if code else ""}
 
 
 def _payouts(query):

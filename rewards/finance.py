@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from app.audit import record_audit
 from app.display import business_day, day_bounds_utc
@@ -14,7 +14,7 @@ from app.extensions import db, wechat
 from app.models.base import utcnow
 from app.wechat import PayOutcome
 from rewards import ledger, payouts
-from rewards.models import FinanceRequest, LedgerTransaction, Payout
+from rewards.models import FinanceRequest, LedgerEntry, LedgerTransaction, Payout
 from rewards.policy import active_policy, validate_policy
 
 FLOW_KINDS = ("reserve", "sent", "claimed", "refunded", "failed")
@@ -50,8 +50,28 @@ def parse_range(start: date | None, end: date | None) -> tuple[date, date]:
 
 
 def summary(start: date | None = None, end: date | None = None) -> dict:
-    """Budget and money flows (fen) between two Shanghai days, inclusive, by day for the chart."""
+    """What finance reads for two Shanghai days, inclusive (fen).
+
+    The cards follow the rewards RESERVED in the range (by reservation day) to where they are now,
+    each term read from the ledger or the payouts on its own, so the identities below are a check,
+    not arithmetic: 已预留 = 已发出 + 待发出 + 发放失败 and 已发出 = 已领取 + 已退回 + 在途.
+    `flows` and `by_day` are money by the day it moved (sent, claimed, refunded on WeChat's dates,
+    which is what reconciliation matches): 期初在途 + 发出 − 领取 − 退回 = 期末在途."""
     start, end = parse_range(start, end)
+    cohort = (select(LedgerTransaction.payout_id)
+              .where(LedgerTransaction.kind == "reserve", LedgerTransaction.business_day.between(start, end)))
+    by_kind = dict(db.session.execute(
+        select(LedgerTransaction.kind, func.sum(Payout.amount_fen))
+        .join(Payout, Payout.id == LedgerTransaction.payout_id)
+        .where(LedgerTransaction.payout_id.in_(cohort), LedgerTransaction.kind.in_(FLOW_KINDS))
+        .group_by(LedgerTransaction.kind)).all())
+    cards = {kind: int(by_kind.get(kind) or 0) for kind in FLOW_KINDS}
+    cards["pending"] = int(db.session.scalar(
+        select(func.coalesce(func.sum(Payout.amount_fen), 0))
+        .where(Payout.id.in_(cohort), or_(Payout.status.in_(payouts.OPEN_STATUSES),
+                                          and_(Payout.status == "manual_review", Payout.sent_at.is_(None))))))
+    cards["in_flight"] = _in_flight(LedgerEntry.payout_id.in_(cohort))
+
     rows = db.session.execute(
         select(LedgerTransaction.business_day, LedgerTransaction.kind, func.sum(Payout.amount_fen))
         .join(Payout, Payout.id == LedgerTransaction.payout_id)
@@ -60,27 +80,60 @@ def summary(start: date | None = None, end: date | None = None) -> dict:
     days: dict[date, dict] = {}
     for offset in range((end - start).days + 1):
         days[start + timedelta(days=offset)] = {kind: 0 for kind in FLOW_KINDS}
-    totals = {kind: 0 for kind in FLOW_KINDS}
+    moved = {kind: 0 for kind in FLOW_KINDS}
     for day, kind, total in rows:
         days[day][kind] = int(total or 0)
-        totals[kind] += int(total or 0)
+        moved[kind] += int(total or 0)
+    flows = {"opening_in_flight_fen": _in_flight(LedgerTransaction.business_day < start),
+             "sent_fen": moved["sent"], "claimed_fen": moved["claimed"], "refunded_fen": moved["refunded"],
+             "closing_in_flight_fen": _in_flight(LedgerTransaction.business_day <= end)}
+
     periods = sorted({d.strftime("%Y-%m") for d in days})
     budgets = ledger.budget_by_period()
     funded = dict(db.session.execute(
         select(LedgerTransaction.period, func.count()).where(LedgerTransaction.kind == "funding")
         .group_by(LedgerTransaction.period)).all())
-    raw = ledger.balances()
     return {
         "from": start.isoformat(), "to": end.isoformat(),
+        "basis": "reserved_day",
         "budget": [{"period": p, **budgets.get(p, {"available": 0, "reserved": 0, "committed": 0}),
                     "topups": int(funded.get(p, 0))} for p in periods],
-        "reserved_fen": totals["reserve"], "sent_fen": totals["sent"], "claimed_fen": totals["claimed"],
-        "refunded_fen": totals["refunded"], "failed_fen": totals["failed"],
-        "in_flight_fen": raw.get(ledger.IN_FLIGHT, 0),
+        "reserved_fen": cards["reserve"], "sent_fen": cards["sent"], "pending_fen": cards["pending"],
+        "failed_fen": cards["failed"], "claimed_fen": cards["claimed"], "refunded_fen": cards["refunded"],
+        "in_flight_fen": cards["in_flight"],
+        "identities": _identities(cards, flows),
+        "flows": flows,
         "open_reserved_fen": sum(b["reserved"] for b in budgets.values()),
         "manual_review": db.session.execute(select(func.count()).where(Payout.status == "manual_review")).scalar(),
-        "by_day": [{"date": d.isoformat(), **{f"{k}_fen": v for k, v in flows.items()}} for d, flows in days.items()],
+        "by_day": [{"date": d.isoformat(), **{f"{k}_fen": v for k, v in flows_.items()}} for d, flows_ in days.items()],
     }
+
+
+def _in_flight(condition) -> int:
+    """The packets-in-flight account's balance over the entries `condition` picks."""
+    return int(db.session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount_fen), 0))
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .where(LedgerEntry.account == ledger.IN_FLIGHT, condition)))
+
+
+def _identities(cards: dict, flows: dict) -> list[dict]:
+    """Each identity as finance reads it: the left side, the terms on the right, and whether it holds."""
+    def identity(code, left, terms):
+        total = sum(sign * value for _, value, sign in terms)
+        return {"code": code, "left": left, "terms": [{"label": label, "fen": value, "sign": sign}
+                                                      for label, value, sign in terms],
+                "holds": left[1] == total}
+
+    return [
+        identity("reserved", ("已预留", cards["reserve"]),
+                 [("已发出", cards["sent"], 1), ("待发出", cards["pending"], 1), ("发放失败", cards["failed"], 1)]),
+        identity("sent", ("已发出", cards["sent"]),
+                 [("已领取", cards["claimed"], 1), ("已退回", cards["refunded"], 1), ("在途", cards["in_flight"], 1)]),
+        identity("flows", ("期末在途", flows["closing_in_flight_fen"]),
+                 [("期初在途", flows["opening_in_flight_fen"], 1), ("本期发出", flows["sent_fen"], 1),
+                  ("本期领取", flows["claimed_fen"], -1), ("本期退回", flows["refunded_fen"], -1)]),
+    ]
 
 
 def payouts_query(status: str | None = None, start: date | None = None, end: date | None = None):

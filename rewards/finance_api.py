@@ -14,7 +14,7 @@ from app.extensions import db
 from app.queue import enqueue_after_commit
 from rewards import finance
 from rewards.models import PAYOUT_STATUSES, FinanceRequest, ReconciliationException, ReconciliationRun
-from rewards.reconciliation import describe_run, resolve_exception, start_run
+from rewards.reconciliation import default_bill_date, describe_run, resolve_exception, start_run
 
 bp = Blueprint("finance", __name__, url_prefix="/api/staff/v1/finance", description="财务：红包、预算与对账")
 SECURITY = [{"bearer": []}]
@@ -46,7 +46,7 @@ class FinanceActionSchema(Schema):
 
 
 class FinanceReconcileSchema(Schema):
-    date = fields.Date(required=True)
+    date = fields.Date(load_default=None, error_messages=DATE_ERRORS)   # default: yesterday
 
 
 class FinanceNoteSchema(Schema):
@@ -123,8 +123,8 @@ class Reconciliations(MethodView):
     @staff_required("finance")
     @bp.arguments(FinanceReconcileSchema)
     def post(self, body):
-        """对一天的资金账单：202 {"id"}，在后台执行"""
-        run = start_run(body["date"], requested_by=current_staff().id)
+        """对一天的资金账单（默认昨天；今天及以后 422 bill_not_ready）：202 {"id"}，在后台执行"""
+        run = start_run(body.get("date") or default_bill_date(), requested_by=current_staff().id)
         db.session.flush()
         enqueue_after_commit("maintenance", "rewards.reconciliation.run_reconciliation", run.id,
                              job_id=f"reconcile-{run.id}")

@@ -145,7 +145,7 @@ def apply_hb_info(payout_id: int, info: PayResult) -> str:
         return to_manual_review(payout_id, "wechat_failed_after_sent")
     if status in HB_SENT and (payout.status in OPEN_STATUSES or
                               (payout.status == "manual_review" and payout.sent_at is None)):
-        mark_sent(payout_id, at=info.send_time or utcnow(), detail_id=info.detail_id)
+        mark_sent(payout_id, at=booked_at(info.send_time), detail_id=info.detail_id)
         if payout.package is None:
             _fetch_package(payout_id)
     elif status in ("SENDING", "SENT", "RFUND_ING") and payout.status == "manual_review":
@@ -154,12 +154,19 @@ def apply_hb_info(payout_id: int, info: PayResult) -> str:
                       next_check_at=next_sent_check(payout.sent_at, utcnow())):
             db.session.commit()
     if status == "RECEIVED":
-        return mark_claimed(payout_id, at=info.rcv_time or utcnow())
+        return mark_claimed(payout_id, at=booked_at(info.rcv_time))
     if status == "REFUND":
-        return mark_refunded(payout_id, at=info.refund_time or utcnow())
+        return mark_refunded(payout_id, at=booked_at(info.refund_time))
     current = _fresh(payout_id)
     db.session.rollback()
     return current.status
+
+
+def booked_at(wechat_time: datetime | None) -> datetime:
+    """When WeChat says it settled (that is the day its bill shows), never later than our now: a
+    clock ahead of ours must not book money on a day that has not come yet."""
+    now = utcnow()
+    return min(wechat_time, now) if wechat_time is not None else now
 
 
 def _fetch_package(payout_id: int) -> None:

@@ -14,14 +14,16 @@ matched by set-based queries in the database; the process holds one batch and th
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import and_, func, insert, select, text, update
 
+from app.errors import Unprocessable
 from app.extensions import db, wechat
 from app.models.base import utcnow
 from app.wechat import PayOutcome, WeChatBillIncomplete
 from rewards import ledger, payouts
+from rewards.clock import shanghai_day
 from rewards.models import (LedgerTransaction, Payout, ReconciliationException, ReconciliationLine,
                             ReconciliationRun)
 
@@ -38,7 +40,45 @@ EXCEPTION_LABELS = {
 }
 
 
+# Why a run failed, as finance reads it (the stored code follows in small print for support).
+ERROR_LABELS = {
+    "bill_incomplete": "账单不完整（汇总与明细不符或下载中断），请重新对账",
+    "internal_error": "对账程序出错，请联系技术人员",
+    "not_ready:bill_creating": "微信账单尚未生成（账单次日 10 点后生成），请稍后重新对账",
+}
+ERROR_PREFIX_LABELS = {
+    "not_ready": "微信账单尚未生成，请稍后重新对账",
+    "failed": "下载微信账单失败，请稍后重新对账；多次失败请联系技术人员",
+}
+CONFIG_ERRORS = ("sign_error", "ca_error", "no_auth", "invalid_request", "param_error")
+
+
+def error_label(error: str | None) -> str | None:
+    if not error:
+        return None
+    if error in ERROR_LABELS:
+        return ERROR_LABELS[error]
+    prefix, _, code = error.partition(":")
+    if code in CONFIG_ERRORS:
+        return "商户配置有误（签名、证书或权限），请联系技术人员"
+    return ERROR_PREFIX_LABELS.get(prefix, "对账失败，请稍后重新对账")
+
+
+def default_bill_date() -> date:
+    """Yesterday (Asia/Shanghai): the newest day whose bill WeChat can have made."""
+    return shanghai_day() - timedelta(days=1)
+
+
+def check_bill_date(bill_date: date) -> None:
+    """Today's and later days have no bill yet: refuse before anything is written."""
+    if bill_date > default_bill_date():
+        raise Unprocessable(f"{bill_date.isoformat()} 还不能对账：微信账单次日 10 点后生成，"
+                            f"最近可对账的是 {default_bill_date().isoformat()}",
+                            code="bill_not_ready", fields={"date": ["账单次日 10 点后生成，只能对昨天及以前的日期对账"]})
+
+
 def start_run(bill_date: date, requested_by: int | None = None) -> ReconciliationRun:
+    check_bill_date(bill_date)
     run = ReconciliationRun(bill_date=bill_date, status="running", requested_by=requested_by, started_at=utcnow())
     db.session.add(run)
     db.session.flush()
@@ -269,6 +309,7 @@ def resolve_exception(exception_id: int, note: str, staff_id: int) -> Reconcilia
 
 def describe_run(run: ReconciliationRun, exceptions: list[ReconciliationException]) -> dict:
     return {"id": run.id, "date": run.bill_date.isoformat(), "status": run.status, "error": run.error,
+            "error_label": error_label(run.error),
             "matched": run.matched, "bill_rows": run.bill_rows,
             "totals": {"bill_expense_fen": run.bill_expense_fen, "bill_income_fen": run.bill_income_fen,
                        "ledger_expense_fen": run.ledger_expense_fen, "ledger_income_fen": run.ledger_income_fen},

@@ -137,6 +137,15 @@ def clean_tables(db):
                 conn.execute(text("DELETE FROM sqlite_sequence"))
 
 
+@pytest.fixture(autouse=True)
+def real_clock():
+    """A test that moves the app's clock (app.clock.set_clock) gets real time back after it."""
+    yield
+    from app.clock import set_clock
+
+    set_clock(None)
+
+
 @pytest.fixture
 def db(app):
     """Clean tables and Redis, inside an app context."""

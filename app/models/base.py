@@ -3,9 +3,7 @@ from datetime import datetime, timezone
 from sqlalchemy import DateTime, types
 from sqlalchemy.orm import Mapped, mapped_column
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+from app.clock import utcnow  # noqa: F401  (every model and module reads the time from here)
 
 
 class UTCDateTime(types.TypeDecorator):

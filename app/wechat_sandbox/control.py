@@ -69,12 +69,30 @@ def list_redpacks():
 
 @bp.post("/clock")
 def advance_clock():
-    hours = _body().get("advance_hours")
-    if not isinstance(hours, (int, float)) or hours < 0:
-        return _bad("advance_hours must be a non-negative number")
+    """{"advance_hours": h}: time passes (packets SENT more than 24 h ago are refunded).
+    {"at": "ISO-8601 with offset"}: the clock reads that moment now, the past included (a demo that
+    lives through last month sets both its clocks to each moment); {"at": null}: real time again."""
+    import time
+    from datetime import datetime
+
+    body = _body()
     state = _state()
+    if "at" in body:
+        try:
+            moment = None if body["at"] is None else datetime.fromisoformat(body["at"])
+        except (TypeError, ValueError):
+            return _bad("at must be an ISO-8601 time with offset, or null")
+        if moment is not None and moment.tzinfo is None:
+            return _bad("at needs an offset (e.g. +08:00)")
+        offset = 0.0 if moment is None else moment.timestamp() - time.time()
+    else:
+        hours = body.get("advance_hours")
+        if not isinstance(hours, (int, float)) or isinstance(hours, bool) or hours < 0:
+            return _bad("advance_hours must be a non-negative number")
+        offset = None
     with state.tx() as conn:
-        offset = float(state.get_setting("clock_offset", 0, conn)) + hours * 3600
+        if offset is None:
+            offset = float(state.get_setting("clock_offset", 0, conn)) + hours * 3600
         state.set_setting("clock_offset", offset, conn)
         sweep_refunds(state, conn)
         now = state.now(conn)

@@ -74,3 +74,14 @@ def assert_sandbox_matches_ledger(sandbox) -> None:
         payout = ours[billno]
         assert payout.status not in ("failed", "reserved", "not_granted"), (billno, payout.status)
     db.session.rollback()
+
+
+def advance_both_clocks(sandbox, hours: float) -> None:
+    """Time passes for WeChat and for us alike (the autouse real_clock fixture puts ours back)."""
+    from datetime import timedelta
+
+    from app.clock import set_clock
+    from app.models.base import utcnow
+
+    sandbox.advance(hours)
+    set_clock(utcnow() + timedelta(hours=hours))

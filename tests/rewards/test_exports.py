@@ -13,7 +13,7 @@ from openpyxl import load_workbook
 from app.accounts import create_staff
 from app.extensions import db
 from app.queue import run_burst
-from rewards.clock import SHANGHAI
+from app.display import SHANGHAI
 from rewards.exports import yuan_text
 from rewards.finance import fen_from_yuan
 from rewards.models import FinanceRequest, Payout

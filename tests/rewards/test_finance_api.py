@@ -13,7 +13,7 @@ from app.models.audit import AuditEntry
 from app.queue import run_burst
 from rewards import payouts
 from rewards.models import Payout
-from tests.rewards.helpers import approve, assert_books_hold, fund, make_resident, make_tip
+from tests.rewards.helpers import advance_both_clocks, approve, assert_books_hold, fund, make_resident, make_tip
 
 
 def _token(username, roles=("finance",)):
@@ -129,8 +129,12 @@ def test_mark_failed_refused_when_wechat_has_the_packet(api, fin, pay_app, wecha
 
 def test_reconciliation_is_202_then_readable_and_exceptions_resolvable(api, fin, pay_app, wechat_sandbox):
     _paid(pay_app, 2)
-    wechat_sandbox.advance(25)
     day = business_day().isoformat()
+    today = api.post("/api/staff/v1/finance/reconciliations", json={"date": day}, headers=fin)
+    assert today.status_code == 422 and today.json["error"]["code"] == "bill_not_ready"
+    assert "账单次日 10 点后生成" in today.json["error"]["message"]
+    advance_both_clocks(wechat_sandbox, 25)
+    fin = _token("fin_next_day")   # a staff token lasts a working day
     reply = api.post("/api/staff/v1/finance/reconciliations", json={"date": day}, headers=fin)
     assert reply.status_code == 202 and reply.json["id"]
     assert api.get(f"/api/staff/v1/finance/reconciliations/{day}", headers=fin).json["status"] == "running"
@@ -140,6 +144,10 @@ def test_reconciliation_is_202_then_readable_and_exceptions_resolvable(api, fin,
     assert (body["status"], body["matched"], body["exceptions"]) == ("done", 2, [])
     assert api.get("/api/staff/v1/finance/reconciliations/2020-01-01", headers=fin).status_code == 404
     assert api.post("/api/staff/v1/finance/reconciliations", json={"date": "x"}, headers=fin).status_code == 422
+    by_default = api.post("/api/staff/v1/finance/reconciliations", json={}, headers=fin)
+    assert by_default.status_code == 202
+    yesterday = (business_day() - timedelta(days=1)).isoformat()
+    assert api.get(f"/api/staff/v1/finance/reconciliations/{yesterday}", headers=fin).json["id"] == by_default.json["id"]
 
 
 def test_dual_control_topup_and_policy(api, fin, pay_app):

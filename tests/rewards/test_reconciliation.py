@@ -12,7 +12,7 @@ from rewards import ledger
 from rewards.models import Payout, ReconciliationException
 from rewards.reconciliation import reconcile_day
 from rewards.sweeper import sweep_payouts
-from tests.rewards.helpers import approve, assert_books_hold, fund, make_resident, make_tip
+from tests.rewards.helpers import advance_both_clocks, approve, assert_books_hold, fund, make_resident, make_tip
 from app.models.base import utcnow
 
 
@@ -58,9 +58,10 @@ def _exceptions(run):
 
 
 def test_clean_day_matches_everything_through_the_gateway(pay_app, wechat_sandbox):
+    day = business_day()
     _pay(pay_app, 3)
-    wechat_sandbox.advance(25)
-    run = reconcile_day(business_day())
+    advance_both_clocks(wechat_sandbox, 25)
+    run = reconcile_day(day)
     assert (run.status, run.matched, run.exception_count, run.bill_rows) == ("done", 3, 0, 3)
     assert run.bill_expense_fen == run.ledger_expense_fen == 200 + 500 + 2000
     assert_books_hold()
@@ -69,7 +70,7 @@ def test_clean_day_matches_everything_through_the_gateway(pay_app, wechat_sandbo
 def test_refunds_and_status_drift_are_matched_after_settling(pay_app, wechat_sandbox):
     day = business_day()
     pids = _pay(pay_app, 2)
-    wechat_sandbox.advance(49)     # both refunded at +24 h, which is the next day; our sweeper has not run
+    advance_both_clocks(wechat_sandbox, 49)  # both refunded at +24 h, which is the next day; our sweeper has not run
     next_day = day + timedelta(days=1)
     first = reconcile_day(day)
     assert (first.status, first.matched, first.exception_count) == ("done", 2, 0)
@@ -88,7 +89,7 @@ def test_statement_faults_are_classified_with_suspense_adjustments(pay_app, wech
     day = business_day()
     pids = _pay(pay_app, 4, severities=(2,))
     billnos = [db.session.get(Payout, p).mch_billno for p in pids]
-    wechat_sandbox.advance(25)
+    advance_both_clocks(wechat_sandbox, 25)
     lines = _bill_lines(wechat_sandbox, day)
     header, rows = lines[0], _rows(lines)
     by_billno = {r.split(",")[10].strip("`"): r for r in rows}
@@ -117,7 +118,7 @@ def test_statement_faults_are_classified_with_suspense_adjustments(pay_app, wech
 def test_totals_that_disagree_with_the_rows_fail_the_run(pay_app, wechat_sandbox):
     day = business_day()
     _pay(pay_app, 2)
-    wechat_sandbox.advance(25)
+    advance_both_clocks(wechat_sandbox, 25)
     lines = _bill_lines(wechat_sandbox, day)
     rows = _rows(lines)
     summary = _summary(rows)
@@ -128,10 +129,37 @@ def test_totals_that_disagree_with_the_rows_fail_the_run(pay_app, wechat_sandbox
     assert ledger.balances().get(ledger.SUSPENSE, 0) == 0
 
 
-def test_bill_not_ready_fails_the_run_for_a_retry(pay_app, wechat_sandbox):
+def test_today_and_later_are_refused_before_anything_is_written(pay_app, wechat_sandbox):
+    from app.errors import Unprocessable
+    from rewards.models import ReconciliationRun
+
     _pay(pay_app, 1)
-    run = reconcile_day(business_day())   # today's bill is still being made
+    for day in (business_day(), business_day() + timedelta(days=3)):
+        with pytest.raises(Unprocessable) as refused:
+            reconcile_day(day)
+        assert "账单次日 10 点后生成" in refused.value.message and refused.value.code == "bill_not_ready"
+    assert db.session.query(ReconciliationRun).count() == 0
+
+
+def test_bill_not_ready_fails_the_run_for_a_retry_with_a_chinese_reason(pay_app, wechat_sandbox):
+    from rewards.reconciliation import error_label
+
+    _pay(pay_app, 1)
+    not_ready = FundFlowBill(PayOutcome.RETRY_SAME, "NOT_READY", "BILL_CREATING")   # WeChat before 10:00
+    run = reconcile_day(business_day() - timedelta(days=1), bill=not_ready)
     assert (run.status, run.error) == ("failed", "not_ready:bill_creating")
+    assert "账单次日 10 点后生成" in error_label(run.error)
+
+
+@pytest.mark.parametrize("code", ["bill_incomplete", "internal_error", "not_ready:bill_creating", "failed:sign_error",
+                                  "failed:http_500", "failed:systemerror", "not_ready:whatever", "odd"])
+def test_every_failure_reason_reads_in_chinese(code):
+    import re
+
+    from rewards.reconciliation import error_label
+
+    label = error_label(code)
+    assert label and re.search(r"[\u4e00-\u9fff]", label) and not re.search(r"[a-z_]{3,}", label)
 
 
 def test_day_without_a_bill_lists_what_we_booked(pay_app, wechat_sandbox):
@@ -141,11 +169,18 @@ def test_day_without_a_bill_lists_what_we_booked(pay_app, wechat_sandbox):
 
 
 def test_cli_reconcile(pay_app, wechat_sandbox, flask_cli):
-    _pay(pay_app, 2)
-    wechat_sandbox.advance(25)
+    from app.clock import clock_at
+
+    with clock_at(utcnow() - timedelta(days=1)):   # paid yesterday, in both clocks
+        wechat_sandbox.set_clock(utcnow())
+        _pay(pay_app, 2)
+    wechat_sandbox.set_clock(None)
     env = {"WECHAT_API_BASE": wechat_sandbox.url + "/", "WECHAT_PAY_API_BASE": wechat_sandbox.url + "/"}
     db.session.rollback()  # SQLite: our open transaction would hold the write lock the CLI needs
-    out = flask_cli("rewards", "reconcile", "--date", business_day().isoformat(), env=env)
+    out = flask_cli("rewards", "reconcile", env=env)   # the default: yesterday
     assert "done" in out.stdout and "matched 2, exceptions 0" in out.stdout
+    assert (business_day() - timedelta(days=1)).isoformat() in out.stdout
+    today = flask_cli("rewards", "reconcile", "--date", business_day().isoformat(), env=env, check=False)
+    assert today.returncode == 2 and "账单次日 10 点后生成" in today.stderr
     bad = flask_cli("rewards", "reconcile", "--date", "yesterday", env=env, check=False)
     assert bad.returncode == 2
