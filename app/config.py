@@ -38,6 +38,9 @@ REQUIRED_IN_PRODUCTION = (
     "WECHAT_MCH_ID",
     "WECHAT_PAY_KEY",
     "WECHAT_PUSH_TOKEN",  # verifies WeChat's message push (media-check results)
+    # 安全模式 only: in 明文模式 the signature does not cover the message, so whoever reads one signed
+    # query string (a log, a proxy) could post forged media-check results with it
+    "WECHAT_PUSH_AES_KEY",
 )
 
 
@@ -95,9 +98,6 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
     if not re.fullmatch(r"[0-9]", proxies):  # a typo must not silently trust (or distrust) the header
         raise ConfigError("TRUSTED_PROXY_COUNT must be the number of reverse proxies in front of the app (0-9)")
 
-    aes_key = overrides.get("WECHAT_PUSH_AES_KEY", env.get("WECHAT_PUSH_AES_KEY"))
-    if aes_key and len(aes_key) != 43:  # safe mode would refuse every push; say so at start
-        raise ConfigError("WECHAT_PUSH_AES_KEY must be the 43-character EncodingAESKey (or empty for plaintext mode)")
 
     wechat_defaults = {} if production else SANDBOX_WECHAT
     cfg = {
@@ -193,6 +193,10 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
     cfg["WECHAT_SEND_NAME"] = env.get("WECHAT_SEND_NAME", "人人拍")
     cfg.update(overrides)
     cfg["TRUSTED_PROXY_COUNT"] = int(proxies)
+    # Checked once everything is read, so a refusal names the problem and nothing hides behind it.
+    aes_key = cfg["WECHAT_PUSH_AES_KEY"]
+    if aes_key and len(aes_key) != 43:  # safe mode would refuse every push; say so at start
+        raise ConfigError("WECHAT_PUSH_AES_KEY must be the 43-character EncodingAESKey (or empty for plaintext mode)")
     if production:
         for key in (cfg["SECRET_KEY"], *cfg["SECRET_KEY_FALLBACKS"]):
             refuse_weak_secret_key(key)

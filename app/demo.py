@@ -115,7 +115,8 @@ def demo_command(port, sandbox_port, no_serve):
         signal.signal(signal.SIGINT, stop_all)
         signal.signal(signal.SIGTERM, stop_all)
         start("web", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                      "--threads", "4", "--access-logfile", "-", "wsgi:app"])
+                      "--threads", "4", "--access-logfile", "-",
+                      "--logger-class", "app.gunicorn_log.RedactingLogger", "wsgi:app"])
         start("worker", flask_cmd + ["worker"])
         if not _wait_http(f"http://127.0.0.1:{port}/healthz"):
             raise click.ClickException("the web server did not come up; see the log above")

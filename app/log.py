@@ -17,9 +17,21 @@ _SECRET_PATTERN = re.compile(
 _SECRET_XML = re.compile(rf"(?i)(<(\w*(?:{_SECRET_NAMES})\w*)>)(?:<!\[CDATA\[.*?\]\]>|[^<]*)(</\2>)", re.S)
 
 
+# Query parameters that authenticate one request: whoever reads them in a log could replay them
+# (WeChat's push signature, nonce and timestamp; the signature of a photo URL).
+_QUERY_SECRETS = ("signature", "msg_signature", "nonce", "timestamp", "echostr", "sig")
+_QUERY_PATTERN = re.compile(r"(?i)([?&](?:%s)=)[^&\s\"']*" % "|".join(_QUERY_SECRETS))
+
+
 def redact(text: str) -> str:
     text = _SECRET_XML.sub(lambda m: f"{m.group(1)}***{m.group(3)}", text)
+    text = _QUERY_PATTERN.sub(r"\1***", text)
     return _SECRET_PATTERN.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+
+
+def redact_query(query: str) -> str:
+    """redact() for a bare query string (no leading "?"), as gunicorn's %(q)s atom has it."""
+    return redact("?" + query)[1:] if query else query
 
 
 class RequestContextFilter(logging.Filter):

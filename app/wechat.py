@@ -978,11 +978,17 @@ def get_media_check(trace_id: str) -> MediaCheckResult | None:
 
 
 push_bp = Blueprint("wechat_push", __name__)
+# WeChat signs only token, timestamp and nonce (in 明文模式 not the body): a signed query string is
+# good for one message, within PUSH_MAX_SKEW seconds of its timestamp. Nonces are remembered in Redis
+# for as long as their timestamp would pass.
+PUSH_MAX_SKEW = 300
+_PUSH_NONCE_TTL = 2 * PUSH_MAX_SKEW
 
 
 @push_bp.route("/wechat/push", methods=["GET", "POST"])
 def receive_push():
-    """WeChat's message push: signature checked, safe-mode messages decrypted, media checks recorded."""
+    """WeChat's message push: signature, freshness and nonce checked, safe-mode messages decrypted,
+    media checks recorded."""
     from app.extensions import db
 
     cfg = current_app.config
@@ -995,9 +1001,27 @@ def receive_push():
     except InvalidSignatureException:
         log.warning("wechat push with a bad signature")
         return Response("invalid signature", status=403)
+    if not _push_is_fresh(args.get("timestamp", "")):
+        log.warning("wechat push with a timestamp more than %s s off", PUSH_MAX_SKEW)
+        return Response("stale timestamp", status=403)
+    body = request.get_data() if request.method == "POST" else args.get("echostr", "").encode()
+    delivery = _claim_push_nonce(args, body)
+    if delivery == "replay":
+        log.warning("wechat push replayed a used signature with another message")
+        return Response("replayed nonce", status=403)
     if request.method == "GET":  # URL verification when the push URL is configured
         return Response(args.get("echostr", ""), content_type="text/plain")
-    payload = _push_payload(request.get_data(), args, cfg)
+    if delivery == "repeat":  # WeChat resending the very same message: done the first time
+        return Response("success", content_type="text/plain")
+    try:
+        return _handle_push(body, args, cfg, db)
+    except BaseException:
+        _release_push_nonce(args)  # WeChat's retry of this message must be handled, not taken for a repeat
+        raise
+
+
+def _handle_push(body: bytes, args, cfg, db) -> Response:
+    payload = _push_payload(body, args, cfg)
     if payload is None:
         return Response("invalid message", status=400)
     if payload.get("appid") not in (None, cfg["WECHAT_APPID"]):
@@ -1006,6 +1030,36 @@ def receive_push():
         _record_media_check(str(payload["trace_id"]), payload=payload)
         db.session.commit()
     return Response("success", content_type="text/plain")
+
+
+def _push_is_fresh(timestamp: str) -> bool:
+    try:
+        return abs(time.time() - int(timestamp)) <= PUSH_MAX_SKEW
+    except ValueError:
+        return False
+
+
+def _push_nonce_key(args) -> str:
+    seen = hashlib.sha256(f"{args.get('timestamp', '')}:{args.get('nonce', '')}".encode()).hexdigest()
+    return f"wechat:push:nonce:{seen}"
+
+
+def _claim_push_nonce(args, body: bytes) -> str:
+    """"new" the first time a signed query is used; "repeat" for the same message again (WeChat
+    retries a push it got no answer for); "replay" for another message under a used signature."""
+    from app.extensions import redis
+
+    digest = hashlib.sha256(body).hexdigest()
+    key = _push_nonce_key(args)
+    if redis.conn.set(key, digest, nx=True, ex=_PUSH_NONCE_TTL):
+        return "new"
+    return "repeat" if redis.conn.get(key) == digest.encode() else "replay"
+
+
+def _release_push_nonce(args) -> None:
+    from app.extensions import redis
+
+    redis.conn.delete(_push_nonce_key(args))
 
 
 def _push_payload(body: bytes, args, cfg) -> dict | None:

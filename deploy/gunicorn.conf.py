@@ -16,6 +16,9 @@ keepalive = 5
 max_requests = 5000     # recycle workers to bound slow leaks
 max_requests_jitter = 500
 accesslog = "-"
+# Masks signed query strings (WeChat's push, photo URLs) in the access log: anyone who reads the log
+# must not be able to replay them.
+logger_class = "app.gunicorn_log.RedactingLogger"
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Let the app fail fast on missing configuration before forking workers.

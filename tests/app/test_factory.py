@@ -1,3 +1,4 @@
+import base64
 import secrets
 
 import pytest
@@ -17,7 +18,8 @@ def test_production_refuses_to_start_without_secrets():
 def test_production_uses_real_wechat_and_no_sandbox_credentials():
     env = {"SECRET_KEY": secrets.token_urlsafe(48), "DATABASE_URL": "postgresql://u@h/d", "REDIS_URL": "redis://h:6379/0",
            "WECHAT_APPID": "wxreal", "WECHAT_SECRET": "sec", "WECHAT_MCH_ID": "123", "WECHAT_PAY_KEY": "k" * 32,
-           "WECHAT_PUSH_TOKEN": "t"}
+           "WECHAT_PUSH_TOKEN": "t",
+           "WECHAT_PUSH_AES_KEY": base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")}
     cfg = load_config({"APP_ENV": "production"}, env=env)
     assert cfg["WECHAT_API_BASE"] == "https://api.weixin.qq.com/"
     assert cfg["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/d"

@@ -1,12 +1,6 @@
 """Client addresses behind reverse proxies: TRUSTED_PROXY_COUNT hops of X-Forwarded-For, read through
 Werkzeug's ProxyFix, key the rate limits and the audit. In-process, then through real gunicorn."""
 import itertools
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -14,9 +8,8 @@ import requests
 from app.accounts import create_staff
 from app.config import ConfigError, load_config
 from app.models.audit import AuditEntry
-from tests.fixtures.sandbox import free_port
+from tests.fixtures.gunicorn import gunicorn  # noqa: F401 (fixture)
 
-ROOT = Path(__file__).resolve().parents[2]
 LIMIT = {"STAFF_LOGIN_LIMIT_IP": "3/minute", "RATELIMIT_ENABLED": True}
 _names = itertools.count()
 
@@ -91,64 +84,6 @@ def test_trusted_proxy_count_is_read_from_the_environment():
 
 
 # --- through real gunicorn with the deploy configuration ----------------------------------------------
-class Gunicorn:
-    """`gunicorn -c deploy/gunicorn.conf.py` on a free port; its stdout and stderr go to `log_path`."""
-
-    def __init__(self, env, tmp_path, name, overrides):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp_path / f"{name}.log"
-        target = f"app:create_app({overrides!r})"
-        env = {**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}", "GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "2"}
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", target],
-                                         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-
-    def wait_ready(self, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log_path.read_text()
-            try:
-                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"gunicorn did not come up:\n{self.log_path.read_text()}")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-@pytest.fixture
-def gunicorn(subprocess_env, tmp_path, db):
-    """Start gunicorn servers: gunicorn(name, TRUSTED_PROXY_COUNT=..., **config overrides)."""
-    servers = []
-
-    def start(name, proxies, **overrides):
-        """proxies=None: as deployed, deploy/gunicorn.conf.py decides (nginx in front: 1)."""
-        env = {k: v for k, v in subprocess_env.items() if k != "TRUSTED_PROXY_COUNT"}
-        if proxies is not None:
-            env["TRUSTED_PROXY_COUNT"] = str(proxies)
-        server = Gunicorn(env, tmp_path, name, overrides)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
 def http_login(server, forwarded, username=None, password="wrong-password"):
     return requests.post(server.url + "/api/staff/v1/auth/login", headers={"X-Forwarded-For": forwarded},
                          json={"username": username or f"nobody{next(_names)}", "password": password}, timeout=10)

@@ -317,3 +317,94 @@ def test_push_is_not_subject_to_csrf(make_app, sandbox_config, wechat_sandbox, d
     app = make_app(**{**sandbox_config, "WTF_CSRF_ENABLED": True})
     reply = post_push(app.test_client(), event("trace-csrf"))
     assert reply.status_code == 200 and [r.trace_id for r in rows()] == ["trace-csrf"]
+
+
+# --- freshness and replay: a signed query string is good for one message, within 5 minutes --------------
+def post_built(client, built, body=None):
+    params, built_body, content_type = built
+    return client.post("/wechat/push", query_string=params, data=built_body if body is None else body,
+                       content_type=content_type)
+
+
+@pytest.mark.parametrize("offset", [-10 ** 9, -301, 301])
+def test_push_with_a_stale_or_future_timestamp_is_refused(sandbox_app, wechat_sandbox, offset):
+    timestamp = 1000000000 if offset == -10 ** 9 else int(time.time()) + offset
+    built = build_push(push_cfg(), event("trace-stale"), timestamp=timestamp)
+
+    reply = post_built(sandbox_app.test_client(), built)
+
+    assert (reply.status_code, reply.get_data(as_text=True)) == (403, "stale timestamp")
+    assert rows() == []
+
+
+def test_push_a_little_off_our_clock_is_accepted(sandbox_app, wechat_sandbox):
+    built = build_push(push_cfg(), event("trace-skewed"), timestamp=int(time.time()) - 290)
+    assert post_built(sandbox_app.test_client(), built).status_code == 200
+    assert [r.trace_id for r in rows()] == ["trace-skewed"]
+
+
+def test_url_verification_with_a_stale_timestamp_is_refused(sandbox_app, wechat_sandbox):
+    params, _body, _type = build_push(push_cfg(), {}, timestamp=1000000000)
+    reply = sandbox_app.test_client().get("/wechat/push", query_string={**params, "echostr": "4975983"})
+    assert reply.status_code == 403 and "4975983" not in reply.get_data(as_text=True)
+
+
+def test_used_signature_with_another_message_is_refused(sandbox_app, wechat_sandbox):
+    """明文模式: the signature covers no body. A query string read from a log must not carry a forgery."""
+    client = sandbox_app.test_client()
+    wechat.check_media_async("https://media.example.test/p/victim.jpg", OPENID)  # a check still waiting
+    db.session.commit()
+    [pending] = rows()
+    params, body, content_type = build_push(push_cfg(), event("trace-genuine", "pass", 100))
+    assert post_built(client, (params, body, content_type)).status_code == 200
+
+    forged = build_push(push_cfg(), event(pending.trace_id, "pass", 100))[1]
+    reply = post_built(client, (params, body, content_type), body=forged)
+
+    assert (reply.status_code, reply.get_data(as_text=True)) == (403, "replayed nonce")
+    db.session.rollback()
+    assert get_media_check(pending.trace_id).status == "pending"
+
+
+def test_the_same_message_again_is_acknowledged_not_reprocessed(sandbox_app, wechat_sandbox):
+    """WeChat resends a push it got no answer for, with the same query and body."""
+    client = sandbox_app.test_client()
+    built = build_push(push_cfg(), event("trace-resent", "review", 21000))
+    assert post_built(client, built).status_code == 200
+    [first] = rows()
+
+    again = post_built(client, built)
+
+    assert (again.status_code, again.get_data(as_text=True)) == (200, "success")
+    [row] = rows()
+    assert (row.status, row.suggest, row.completed_at) == ("done", "review", first.completed_at)
+
+
+def test_a_push_that_failed_is_handled_when_wechat_retries_it(sandbox_app, wechat_sandbox, monkeypatch):
+    import app.wechat as gateway
+
+    built = build_push(push_cfg(), event("trace-retried", "risky", 20002))
+    real = gateway._record_media_check
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(gateway, "_record_media_check", broken)
+    with pytest.raises(RuntimeError):
+        post_built(sandbox_app.test_client(), built)
+    db.session.rollback()
+    monkeypatch.setattr(gateway, "_record_media_check", real)
+
+    retry = post_built(sandbox_app.test_client(), built)
+
+    assert (retry.status_code, retry.get_data(as_text=True)) == (200, "success")
+    [row] = rows()
+    assert (row.trace_id, row.status, row.suggest) == ("trace-retried", "done", "risky")
+
+
+def test_nonces_are_remembered_only_for_the_timestamp_window(sandbox_app, wechat_sandbox, redis_conn):
+    from app.wechat import PUSH_MAX_SKEW
+
+    assert post_built(sandbox_app.test_client(), build_push(push_cfg(), event("trace-ttl"))).status_code == 200
+    [key] = redis_conn.keys("wechat:push:nonce:*")
+    assert 2 * PUSH_MAX_SKEW - 5 <= redis_conn.ttl(key) <= 2 * PUSH_MAX_SKEW
