@@ -10,15 +10,15 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy import select
 
+from app.audit import client_address
 from app.errors import Conflict, Unauthorized, Unprocessable
 from app.extensions import db
+from app.login_throttle import clear_login_failures, reserve_login_attempt
 from app.models.base import utcnow
 from app.models.staff import ROLES, StaffRole, StaffToken, StaffUser
 
 _hasher = PasswordHasher()  # Argon2id, 64 MiB, t=3: the library's RFC 9106 low-memory profile
 _DUMMY_HASH = _hasher.hash("timing-equaliser")
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
 
 
 def hash_password(password: str) -> str:
@@ -44,24 +44,20 @@ def create_staff(username: str, password: str, roles: list[str], department_code
     return user
 
 
-def authenticate(username: str, password: str) -> StaffUser:
-    """The user for these credentials, or Unauthorized. Locks the account after repeated failures."""
+def authenticate(username: str, password: str, address: str | None = None) -> StaffUser:
+    """The user for these credentials, or Unauthorized `invalid_credentials` — the same answer, at
+    the same cost, for an unknown or disabled user. Repeated failures from one address slow that
+    address down (RateLimited `login_throttled`, app/login_throttle.py); nothing locks the account."""
+    address = address if address is not None else client_address()
+    reserve_login_attempt(username, address)
     user = db.session.scalar(select(StaffUser).where(StaffUser.username == username))
-    now = utcnow()
-    if user is None or not user.active:
-        _verify(_DUMMY_HASH, password)  # same cost whether or not the user exists
+    known = user is not None and user.active
+    if not _verify(user.password_hash if known else _DUMMY_HASH, password) or not known:
         raise Unauthorized("用户名或密码错误", code="invalid_credentials")
-    if user.locked_until and user.locked_until > now:
-        raise Unauthorized("登录失败次数过多，请稍后再试", code="account_locked")
-    if not _verify(user.password_hash, password):
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until, user.failed_logins = now + LOCKOUT, 0
-        db.session.commit()
-        raise Unauthorized("用户名或密码错误", code="invalid_credentials")
+    clear_login_failures(username, address)
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    user.failed_logins, user.locked_until, user.last_login_at = 0, None, now
+    user.last_login_at = utcnow()
     return user
 
 

@@ -137,6 +137,12 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
         # Staff logins per client address, API and console together. An office behind one NAT signs
         # in its whole shift within minutes; guessing is held back per account (app/login_throttle.py).
         "STAFF_LOGIN_LIMIT_IP": env.get("STAFF_LOGIN_LIMIT_IP") or "60/minute;600/hour",
+        # Per account and address: free failures, then a wait doubling from the base up to the max
+        # (seconds); per account: failures an hour before only its known addresses may try.
+        "STAFF_LOGIN_FREE_FAILURES": 5,
+        "STAFF_LOGIN_BACKOFF_BASE": 1,
+        "STAFF_LOGIN_BACKOFF_MAX": 300,
+        "STAFF_LOGIN_ACCOUNT_CEILING": 100,
         "RATELIMIT_HEADERS_ENABLED": True,
         # A Redis outage must not take the API down with it: limits fail open, and say so in the log.
         "RATELIMIT_SWALLOW_ERRORS": True,

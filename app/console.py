@@ -105,7 +105,7 @@ def index():
 def login():
     from app.accounts import authenticate
 
-    error = None
+    error, status, headers = None, 200, {}
     username = ""
     if request.method == "POST":
         username = (request.form.get("username") or "").strip()[:64]
@@ -116,13 +116,14 @@ def login():
             user = authenticate(username, password)
         except AppError as exc:
             db.session.rollback()
-            error = exc.message
+            # a throttled attempt says how long to wait, like the API's 429
+            error, status, headers = exc.message, (429 if exc.status == 429 else 401), exc.headers
         else:
             start_console_session(user)
             record_audit("staff.login", "staff", user.id, actor=user, after={"via": "console"})
             db.session.commit()
             return redirect(_safe_next(request.args.get("next")) or url_for("console.index"))
-    return render_template("console/login.html", error=error, username=username), (401 if error else 200)
+    return render_template("console/login.html", error=error, username=username), status, headers
 
 
 @bp.route("/logout", methods=["POST"])

@@ -73,8 +73,8 @@ def make_moderators(count: int) -> list[int]:
     ids = []
     for i in range(count):
         staff_id = db.session.execute(text(
-            "INSERT INTO staff_users (username, password_hash, active, failed_logins, created_at) "
-            "VALUES (:u, 'x', true, 0, now()) RETURNING id"), {"u": f"bench_mod_{i}"}).scalar()
+            "INSERT INTO staff_users (username, password_hash, active, created_at) "
+            "VALUES (:u, 'x', true, now()) RETURNING id"), {"u": f"bench_mod_{i}"}).scalar()
         db.session.execute(text("INSERT INTO staff_roles (staff_id, role) VALUES (:s, 'moderator')"), {"s": staff_id})
         ids.append(staff_id)
     db.session.commit()

@@ -94,15 +94,20 @@ def test_nav_lists_the_page_for_its_role(shell):
     assert "探针财务页" in html and "退出登录" in html
 
 
-def test_wrong_password_is_refused_and_the_account_locks(shell):
+def test_wrong_passwords_slow_down_their_address_not_the_account(shell, shell_app):
     _staff("victim", ["moderator"])
     for _ in range(5):
         response = _login(shell, "victim", password="wrong-password")
         assert response.status_code == 401
         assert "用户名或密码错误" in response.get_data(as_text=True)
-    # the right password no longer works while the account is locked
+    # from the guesser's address even the right password waits (else the wait would be an oracle) …
     response = _login(shell, "victim")
-    assert response.status_code == 401 and "登录失败次数过多" in response.get_data(as_text=True)
+    assert response.status_code == 429 and "秒后再试" in response.get_data(as_text=True)
+    assert int(response.headers["Retry-After"]) >= 1
+    # … but the staff member at their own desk signs in
+    desk = shell_app.test_client()
+    desk.environ_base["REMOTE_ADDR"] = "10.20.30.40"
+    assert _login(desk, "victim").status_code == 302
 
 
 def test_login_posts_are_rate_limited_per_address(shell):
