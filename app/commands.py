@@ -70,6 +70,69 @@ def staff_create(username, password, roles, department):
     click.echo(done)
 
 
+def _staff_or_exit(username):
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models.staff import StaffUser
+
+    user = db.session.scalar(select(StaffUser).where(StaffUser.username == username))
+    if user is None:
+        click.echo(f"error: no staff account {username}", err=True)
+        sys.exit(1)
+    return user
+
+
+@staff_group.command("password")
+@click.option("--username", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="at least 8 characters")
+@with_appcontext
+def staff_password(username, password):
+    """Set a new password; every console session and API token of the account ends."""
+    from app.accounts import change_staff_password
+    from app.audit import record_audit
+    from app.extensions import db
+
+    user = _staff_or_exit(username)
+    try:
+        change_staff_password(user, password)
+    except AppError as exc:
+        db.session.rollback()
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    record_audit("staff.password", "staff", user.id, actor_type="system")
+    db.session.commit()
+    click.echo(f"staff {username}: password changed, sessions ended")
+
+
+@staff_group.command("disable")
+@click.option("--username", required=True)
+@with_appcontext
+def staff_disable(username):
+    """Disable an account: it cannot sign in, and its console sessions and API tokens end now."""
+    _set_active(username, False)
+
+
+@staff_group.command("enable")
+@click.option("--username", required=True)
+@with_appcontext
+def staff_enable(username):
+    """Enable a disabled account again (it signs in anew)."""
+    _set_active(username, True)
+
+
+def _set_active(username, active):
+    from app.accounts import set_staff_active
+    from app.audit import record_audit
+    from app.extensions import db
+
+    user = _staff_or_exit(username)
+    set_staff_active(user, active)
+    record_audit("staff.enable" if active else "staff.disable", "staff", user.id, actor_type="system")
+    db.session.commit()
+    click.echo(f"staff {username}: {'enabled' if active else 'disabled, sessions ended'}")
+
+
 @click.command("worker")
 @click.option("--rq-workers", default=2, show_default=True, help="forking RQ worker processes")
 @click.option("--payout-workers", default=2, show_default=True,

@@ -5,6 +5,7 @@ start when a secret or a real service is missing, rather than falling back to th
 """
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +119,8 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", ""),
         "RESIDENT_TOKEN_TTL": _env_int(env, "RESIDENT_TOKEN_TTL", 7 * 24 * 3600),
         "STAFF_TOKEN_TTL": _env_int(env, "STAFF_TOKEN_TTL", 12 * 3600),
+        # A console session ends after this many seconds without a request (and at STAFF_TOKEN_TTL).
+        "STAFF_SESSION_IDLE": _env_int(env, "STAFF_SESSION_IDLE", 30 * 60),
         "MEDIA_URL_TTL": _env_int(env, "MEDIA_URL_TTL", 3600),
         "TIPS_PER_RESIDENT_PER_DAY": _env_int(env, "TIPS_PER_RESIDENT_PER_DAY", 20),
         # Residents' personal information (PIPL): the privacy notice the mini-program shows (a UTF-8
@@ -199,6 +202,8 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
     cfg["WECHAT_SEND_NAME"] = env.get("WECHAT_SEND_NAME", "人人拍")
     cfg.update(overrides)
     cfg["TRUSTED_PROXY_COUNT"] = int(proxies)
+    # The console cookie lives as long as the server-side session it carries (app/auth.py).
+    cfg.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(seconds=cfg["STAFF_TOKEN_TTL"]))
     # Checked once everything is read, so a refusal names the problem and nothing hides behind it.
     aes_key = cfg["WECHAT_PUSH_AES_KEY"]
     if aes_key and len(aes_key) != 43:  # safe mode would refuse every push; say so at start

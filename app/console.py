@@ -16,7 +16,7 @@ from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from wtforms.validators import ValidationError as WTFValidationError
 
 from app.audit import record_audit
-from app.auth import load_current_staff, start_console_session
+from app.auth import end_console_session, load_current_staff, start_console_session
 from app.errors import AppError
 from app.extensions import db
 from app.login_throttle import staff_login_ip_limit
@@ -47,7 +47,7 @@ def console_user():
     if cached is not None and cached[0] is request._get_current_object():
         return cached[1]
     user = None
-    if session.get("staff_id") and not request.headers.get("Authorization"):
+    if session.get("staff_session") and not request.headers.get("Authorization"):
         user = load_current_staff()
     g.console_user_cache = (request._get_current_object(), user)
     return user
@@ -128,7 +128,11 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    session.clear()
+    user = console_user()
+    end_console_session()
+    if user is not None:
+        record_audit("staff.logout", "staff", user.id, actor=user)
+    db.session.commit()
     return redirect(url_for("console.login"))
 
 
