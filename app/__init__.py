@@ -9,6 +9,10 @@ def create_app(config: dict | None = None) -> Flask:
     settings = load_config(config)
     app = Flask(__name__, instance_path=settings["INSTANCE_PATH"], instance_relative_config=False)
     app.config.update(settings)
+    if settings["APP_CLOCK"]:
+        from app.clock import set_clock
+
+        set_clock(settings["APP_CLOCK"])
     _trust_proxies(app)
     _resolve_embedded_services(app)
     _init_extensions(app)

@@ -5,7 +5,7 @@ start when a secret or a real service is missing, rather than falling back to th
 """
 import os
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +81,20 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def _env_clock(value: str, production: bool):
+    if not value.strip():
+        return None
+    if production:
+        raise ConfigError("APP_CLOCK moves the app's clock; production always runs on real time")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ConfigError("APP_CLOCK must be an ISO 8601 moment with its zone, e.g. 2026-12-06T11:00:00+08:00")
+    return moment
+
+
 def load_config(overrides: dict | None = None, env=None) -> dict:
     env = os.environ if env is None else env
     overrides = dict(overrides or {})
@@ -88,6 +102,7 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
     production = app_env == "production"
     instance = Path(overrides.get("INSTANCE_PATH") or env.get("INSTANCE_PATH") or DEFAULT_INSTANCE)
 
+    clock = _env_clock(env.get("APP_CLOCK", ""), production)
     if production:
         missing = [name for name in REQUIRED_IN_PRODUCTION if not env.get(name) and not overrides.get(name)]
         if missing:
@@ -104,6 +119,9 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
     cfg = {
         "APP_ENV": app_env,
         "TESTING": app_env == "testing",
+        # Demos and tests only: the process's clock starts at this moment (ISO 8601 with its zone)
+        # and runs on from there, e.g. to reconcile a day whose bill only exists tomorrow.
+        "APP_CLOCK": clock,
         "INSTANCE_PATH": str(instance),
         "SECRET_KEY": env.get("SECRET_KEY") or ("" if production else DEVELOPMENT_SECRET_KEY),
         # Keys retired by a rotation, newest first: still accepted for sessions, photo URLs and sealed

@@ -7,7 +7,7 @@ import secrets
 from flask import Blueprint, current_app, jsonify, request
 
 from app.wechat_sandbox.faults import APIS, MODES, add_fault
-from app.wechat_sandbox.pay import build_fundflow, claim_packet, sweep_refunds
+from app.wechat_sandbox.pay import build_fundflow, claim_packet, expire_packet, sweep_refunds
 from app.wechat_sandbox.state import wx_time
 
 bp = Blueprint("sandbox_control", __name__, url_prefix="/__sandbox__")
@@ -50,6 +50,16 @@ def claim(mch_billno):
     if status is None:
         return _bad("no such packet", 404)
     if status != "RECEIVED":
+        return jsonify({"mch_billno": mch_billno, "status": status, "error": "packet is not SENT"}), 409
+    return jsonify({"mch_billno": mch_billno, "status": status})
+
+
+@bp.post("/redpacks/<mch_billno>/expire")
+def expire(mch_billno):
+    status = expire_packet(_state(), mch_billno)
+    if status is None:
+        return _bad("no such packet", 404)
+    if status != "REFUND":
         return jsonify({"mch_billno": mch_billno, "status": status, "error": "packet is not SENT"}), 409
     return jsonify({"mch_billno": mch_billno, "status": status})
 

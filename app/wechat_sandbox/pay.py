@@ -370,6 +370,23 @@ def claim_packet(state, billno: str):
         return "RECEIVED"
 
 
+def expire_packet(state, billno: str):
+    """The resident lets the packet lapse (control API): refunded now, as WeChat does once its 24 h
+    have run out — a test that cannot wait a day gets the refund dated today on both sides."""
+    with state.tx() as conn:
+        sweep_refunds(state, conn)
+        row = conn.execute("SELECT status, detail_id, amount_fen FROM redpacks WHERE mch_billno = ?",
+                           (billno,)).fetchone()
+        if row is None:
+            return None
+        if row["status"] != "SENT":
+            return row["status"]
+        now = state.now(conn)
+        conn.execute("UPDATE redpacks SET status = 'REFUND', refund_time = ? WHERE mch_billno = ?", (now, billno))
+        _add_flow(state, conn, now, "refund", billno, row["detail_id"], row["amount_fen"])
+        return "REFUND"
+
+
 def today_str(state) -> str:
     return datetime.fromtimestamp(state.now(), SHANGHAI).strftime("%Y-%m-%d")
 

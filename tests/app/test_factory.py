@@ -69,3 +69,29 @@ def test_embedded_redis_starts_for_a_fresh_instance(tmp_path):
 def test_routes_include_health(app):
     rules = {rule.rule for rule in app.url_map.iter_rules()}
     assert {"/healthz", "/readyz"} <= rules
+
+
+def test_app_clock_starts_the_process_clock_at_the_given_moment(make_app):
+    from datetime import datetime, timedelta, timezone
+
+    from app.clock import set_clock
+    from app.models.base import utcnow
+
+    moment = datetime(2026, 12, 7, 3, 0, tzinfo=timezone.utc)
+    try:
+        make_app(APP_CLOCK=moment)
+        assert abs(utcnow() - moment) < timedelta(seconds=5)
+    finally:
+        set_clock(None)
+
+
+@pytest.mark.parametrize("value", ["2026-12-07T11:00:00", "tomorrow"])
+def test_app_clock_wants_an_aware_iso_moment(value):
+    with pytest.raises(ConfigError, match="APP_CLOCK"):
+        load_config({}, env={"APP_CLOCK": value})
+
+
+def test_production_refuses_app_clock():
+    env = {"APP_CLOCK": "2026-12-07T11:00:00+08:00"}
+    with pytest.raises(ConfigError, match="real time"):
+        load_config({"APP_ENV": "production"}, env=env)

@@ -82,6 +82,28 @@ def test_claim_is_idempotent_and_unknown_is_404(sandbox_app, wechat_sandbox):
     assert wechat_sandbox.redpacks()[0]["status"] == "RECEIVED"
 
 
+def test_expire_refunds_a_sent_packet_now_and_books_it_in_today_s_flow(sandbox_app, wechat_sandbox):
+    lapsed, opened = new_billno(), new_billno()
+    send(lapsed)
+    send(opened)
+    wechat_sandbox.claim(opened)
+    url = f"{wechat_sandbox.url}/__sandbox__/redpacks/{{}}/expire"
+
+    first = requests.post(url.format(lapsed), timeout=5)
+    again = requests.post(url.format(lapsed), timeout=5)
+    refused = requests.post(url.format(opened), timeout=5)
+    missing = requests.post(url.format(new_billno()), timeout=5)
+
+    assert (first.status_code, first.json()["status"]) == (200, "REFUND")
+    assert (again.status_code, again.json()["status"]) == (200, "REFUND")
+    assert (refused.status_code, refused.json()["status"]) == (409, "RECEIVED")
+    assert missing.status_code == 404
+    info = wechat.get_hb_info(lapsed)
+    assert info.status == "REFUND" and info.refund_amount_fen == 150
+    assert info.refund_time.date() == info.send_time.date()  # not 24 h on: a day's bill holds both
+    assert requests.post(f"{wechat_sandbox.url}/__sandbox__/redpacks/{lapsed}/claim", timeout=5).status_code == 409
+
+
 def test_clock_refunds_only_packets_older_than_24_hours(sandbox_app, wechat_sandbox):
     old, young = new_billno(), new_billno()
     send(old)
