@@ -32,6 +32,8 @@ def create_staff(username: str, password: str, roles: list[str], department_code
         raise Unprocessable(f"未知角色：{', '.join(unknown)}", code="unknown_role", fields={"role": unknown})
     if "department" in roles and not department_code:
         raise Unprocessable("部门角色必须指定部门", code="department_required", fields={"department": ["必填"]})
+    if department_code:
+        _check_department(department_code)
     _check_password(password)
     if db.session.scalar(select(StaffUser.id).where(StaffUser.username == username)):
         raise Conflict("用户名已存在", code="username_taken")
@@ -41,6 +43,15 @@ def create_staff(username: str, password: str, roles: list[str], department_code
     db.session.add(user)
     db.session.flush()
     return user
+
+
+def _check_department(code: str) -> None:
+    """A department account of a department the catalogue lacks would see no ticket, silently."""
+    from app.hazards.catalogue import get_department
+
+    department = get_department(code)
+    if department is None or not department.active:
+        raise Unprocessable(f"部门不存在：{code}", code="unknown_department", fields={"department": [code]})
 
 
 def _check_password(password: str) -> None:

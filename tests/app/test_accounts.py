@@ -22,6 +22,18 @@ def test_staff_create_rejects_bad_input(flask_cli, db):
     assert db.session.query(StaffUser).count() == 0
 
 
+def test_staff_create_refuses_an_unknown_department(flask_cli, db, reference_data):
+    unknown = flask_cli("staff", "create", "--username", "gas1", "--password", "long-enough", "--role", "department",
+                        "--department", "gas", check=False)
+    assert unknown.returncode == 1 and "部门不存在：gas" in unknown.stderr
+    assert db.session.query(StaffUser).count() == 0
+    db.session.rollback()  # end the read: SQLite holds its write lock until then
+    known = flask_cli("staff", "create", "--username", "fire1", "--password", "long-enough", "--role", "department",
+                      "--department", "fire")
+    assert "fire1" in known.stdout
+    assert db.session.query(StaffUser).filter_by(username="fire1").one().department_code == "fire"
+
+
 def test_duplicate_username_conflicts(db):
     create_staff("a", "password1", ["moderator"])
     with pytest.raises(Conflict):
