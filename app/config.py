@@ -57,6 +57,13 @@ _SOURCE_SUFFIXES = {".py", ".md", ".txt", ".rst", ".conf", ".service", ".ini", "
 _SOURCE_MAX_BYTES = 2 * 1024 * 1024
 
 
+# The console's base map in production: 天地图 (the national map service; CGCS2000 ≈ WGS-84, so our
+# points need no shifting), streets and then their labels, in Web Mercator. {key} is MAP_TILE_KEY.
+TIANDITU_TILES = ("https://t{s}.tianditu.gov.cn/DataServer?T=vec_w&x={x}&y={y}&l={z}&tk={key} "
+                  "https://t{s}.tianditu.gov.cn/DataServer?T=cva_w&x={x}&y={y}&l={z}&tk={key}")
+MAP_COORD_SYSTEMS = ("wgs84", "gcj02")
+
+
 class ConfigError(RuntimeError):
     """Raised at start-up when the environment cannot run the app."""
 
@@ -218,6 +225,13 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
     cfg["WECHAT_PAY_RATE_LIMIT"] = _env_int(env, "WECHAT_PAY_RATE_LIMIT", 30)
     cfg["WECHAT_PAY_TIMEOUT"] = float(env.get("WECHAT_PAY_TIMEOUT", env.get("WECHAT_TIMEOUT", "10")))
     cfg["WECHAT_SEND_NAME"] = env.get("WECHAT_SEND_NAME", "人人拍")
+    # The console's web maps (app/geo/webmap.py): base-map tile URL templates, drawn in order; "none"
+    # draws grids and points on a plain background (the offline default outside production).
+    cfg["MAP_TILE_URL"] = (env.get("MAP_TILE_URL") or "").strip() or (TIANDITU_TILES if production else "none")
+    cfg["MAP_TILE_KEY"] = env.get("MAP_TILE_KEY", "")
+    cfg["MAP_TILE_SUBDOMAINS"] = env.get("MAP_TILE_SUBDOMAINS") or "01234567"
+    # The datum the tiles are drawn in: wgs84 (天地图, OpenStreetMap) or gcj02 (高德, 腾讯 tiles).
+    cfg["MAP_TILE_COORD"] = (env.get("MAP_TILE_COORD") or "wgs84").strip().lower()
     cfg.update(overrides)
     cfg["TRUSTED_PROXY_COUNT"] = int(proxies)
     # The console cookie lives as long as the server-side session it carries (app/auth.py).
@@ -229,6 +243,8 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
     if production:
         for key in (cfg["SECRET_KEY"], *cfg["SECRET_KEY_FALLBACKS"]):
             refuse_weak_secret_key(key)
+    if cfg["MAP_TILE_COORD"] not in MAP_COORD_SYSTEMS:
+        raise ConfigError(f"MAP_TILE_COORD must be one of {', '.join(MAP_COORD_SYSTEMS)}")
     for name in ("PHOTO_RETENTION_DAYS", "LOCATION_RETENTION_DAYS"):
         if int(cfg[name]) < 0:
             raise ConfigError(f"{name} must be a number of days (0: no limit)")

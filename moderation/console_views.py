@@ -4,15 +4,13 @@ Server-rendered; the same functions as the staff API (moderation.queue / moderat
 """
 from __future__ import annotations
 
-import json
-import math
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from app.console import console_required, console_user
 from app.errors import AppError, NotFound
 from app.extensions import db
+from app.geo.webmap import place_map, tips_map
 from app.models.base import utcnow
 from app.models.staff import StaffRole, StaffUser
 from app.models.tip import Tip
@@ -38,8 +36,12 @@ def queue_page():
     # an expired lease is back in the queue: show no holder for it
     holders = {t.id: t.claimed_by for t in rows if t.claimed_by and t.lease_until and t.lease_until >= now}
     names = _staff_names(set(holders.values()))
+    from app.hazards.catalogue import list_categories
+
+    webmap = tips_map(rows, category_names={c.code: c.name for c in list_categories(active=None)},
+                      detail_url=lambda tip_id: url_for("review_console.tip_page", tip_id=tip_id))
     return render_template("console/review_queue.html", rows=rows, mine=mine, names=names, holders=holders,
-                           status_labels=STATUS_LABELS)
+                           status_labels=STATUS_LABELS, webmap=webmap)
 
 
 @bp.route("/claim", methods=["POST"])
@@ -69,7 +71,7 @@ def tip_page(tip_id):
         "console/review_tip.html", tip=view, holds=(tip.claimed_by == me.id and tip.status == "pending_review"),
         holder=_staff_names({tip.claimed_by}).get(tip.claimed_by) if tip.claimed_by else None,
         is_supervisor=me.has_role("supervisor"), moderators=moderators, reasons=reasons_for_console(),
-        categories=list_categories(), departments=list_departments(), map_svg=grid_map_svg(tip),
+        categories=list_categories(), departments=list_departments(), webmap=_tip_map(tip),
         action_labels=ACTION_LABELS, status_labels=STATUS_LABELS)
 
 
@@ -154,42 +156,21 @@ def _staff_names(ids) -> dict:
     return dict(db.session.execute(select(StaffUser.id, StaffUser.username).where(StaffUser.id.in_(ids))).all())
 
 
-# --- the small offline map: the grid polygon and the pin as SVG --------------------------------
+def _tip_map(tip: Tip) -> dict:
+    """The tip in its grid, with the nearby tickets and tips the duplicate check found (grey)."""
+    from app.hazards.models import Hazard
 
-def grid_map_svg(tip: Tip, size: int = 260) -> dict:
-    """{"width", "height", "paths": [...], "pin": (x, y), "others": [(x, y, label)]} in SVG units.
-
-    An equirectangular projection around the pin is exact enough at grid scale (a few km)."""
-    rings = []
-    if tip.grid_id is not None:
-        from app.geo.models import Grid
-
-        grid = db.session.get(Grid, tip.grid_id)
-        if grid is not None:
-            rings = _rings(json.loads(grid.geometry))
-    others = [(c["distance"], c) for c in (tip.candidates or []) if c.get("kind") == "nearby"]
-    points = [(lng, lat) for ring in rings for lng, lat in ring] + [(tip.lng, tip.lat)]
-    kx = math.cos(math.radians(tip.lat))
-    xs = [lng * kx for lng, _ in points]
-    ys = [lat for _, lat in points]
-    span = max(max(xs) - min(xs), max(ys) - min(ys), 0.002)  # at least ~200 m across
-    pad = span * 0.08
-    scale = (size - 2) / (span + 2 * pad)
-
-    def project(lng, lat):
-        return (round((lng * kx - min(xs) + pad) * scale, 1), round((max(ys) - lat + pad) * scale, 1))
-
-    paths = ["M" + " L".join(f"{x},{y}" for x, y in (project(lng, lat) for lng, lat in ring)) + " Z" for ring in rings]
-    width = round((max(xs) - min(xs) + 2 * pad) * scale, 1)
-    height = round((max(ys) - min(ys) + 2 * pad) * scale, 1)
-    return {"width": max(width, 60), "height": max(height, 60), "paths": paths, "pin": project(tip.lng, tip.lat),
-            "others": [], "nearby": len(others)}
-
-
-def _rings(geometry: dict) -> list:
-    kind, coords = geometry.get("type"), geometry.get("coordinates") or []
-    if kind == "Polygon":
-        return [coords[0]] if coords else []
-    if kind == "MultiPolygon":
-        return [poly[0] for poly in coords if poly]
-    return []
+    nearby = [c for c in (tip.candidates or []) if c.get("kind") == "nearby"]
+    hazard_ids = {c["hazard_id"] for c in nearby if c.get("hazard_id")}
+    tip_ids = {c["tip_id"] for c in nearby if c.get("tip_id") and not c.get("hazard_id")}
+    others = []
+    if hazard_ids:
+        for h_id, lat, lng in db.session.execute(select(Hazard.id, Hazard.lat, Hazard.lng).where(Hazard.id.in_(hazard_ids))):
+            others.append({"lat": lat, "lng": lng, "colour": "#7f7f7f", "radius": 5, "label": f"附近工单 #{h_id}",
+                           "href": url_for("hazards_console.detail", hazard_id=h_id), "lines": [], "status": "nearby"})
+    if tip_ids:
+        for t_id, lat, lng in db.session.execute(select(Tip.id, Tip.lat, Tip.lng).where(Tip.id.in_(tip_ids))):
+            others.append({"lat": lat, "lng": lng, "colour": "#7f7f7f", "radius": 5, "label": f"附近报料 #{t_id}",
+                           "href": url_for("review_console.tip_page", tip_id=t_id), "lines": [], "status": "nearby"})
+    return place_map(tip.lat, tip.lng, grid_id=tip.grid_id, address=tip.address, title=f"报料 #{tip.id}",
+                     others=others)

@@ -8,6 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from app.console import console_required, console_user, register_console_page
 from app.errors import AppError, BadRequest, NotFound
 from app.extensions import db
+from app.geo.webmap import place_map, tickets_map
 from app.hazards.catalogue import list_departments
 from app.hazards.lifecycle import STATUS_LABELS, Actor, status_label, transition_hazard
 from app.hazards.models import HAZARD_STATUSES
@@ -33,7 +34,8 @@ def _list_page(title, rows, next_cursor=None, **extra):
     from app.hazards.catalogue import list_categories
 
     names = {c.code: c.name for c in list_categories(active=None)}
-    context = {"status": None, "statuses": (), "departments": [], "department": None, **extra}
+    context = {"status": None, "statuses": (), "departments": [], "department": None, "view": "list",
+               "webmap": None, **extra}
     return render_template("console/hazards/list.html", title=title, rows=rows, next_cursor=next_cursor,
                            labels=STATUS_LABELS, status_label=status_label, category_names=names, **context)
 
@@ -53,8 +55,28 @@ def index():
     department = _scope(user) or (request.args.get("department") or None)
     rows, next_cursor = list_hazards(department=department, status=status, grid=request.args.get("grid") or None,
                                      cursor=request.args.get("cursor") or None, limit=50)
+    view = "map" if request.args.get("view") == "map" else "list"
+    webmap = _tickets_map(department, status, request.args.get("grid") or None) if view == "map" else None
     return _list_page("工单", rows, next_cursor, status=status, statuses=HAZARD_STATUSES, department=department,
-                      departments=list_departments() if _scope(user) is None else [])
+                      departments=list_departments() if _scope(user) is None else [], view=view, webmap=webmap)
+
+
+MAP_LIMIT = 1000  # tickets on one map: the city's open tickets on a normal day, newest first
+
+
+def _tickets_map(department, status, grid) -> dict:
+    """The filtered tickets (all pages, up to MAP_LIMIT) as points coloured by status."""
+    from app.hazards.catalogue import list_categories
+
+    hazards, cursor = [], None
+    while len(hazards) < MAP_LIMIT:
+        page, cursor = list_hazards(department=department, status=status, grid=grid, cursor=cursor, limit=100)
+        hazards += page
+        if cursor is None:
+            break
+    names = {c.code: c.name for c in list_categories(active=None)}
+    return tickets_map(hazards[:MAP_LIMIT], category_names=names, status_labels=STATUS_LABELS,
+                       detail_url=lambda hazard_id: url_for(".detail", hazard_id=hazard_id))
 
 
 @bp.get("/returned")
@@ -80,8 +102,10 @@ def detail(hazard_id):
         return render_template("console/error.html", message=exc.message), 404
     view = staff_ticket(hazard) if _scope(user) is None else department_ticket(hazard)
     moves = [m for m in view["allowed"] if _may_offer(user, hazard.status, m)]
+    webmap = place_map(hazard.lat, hazard.lng, grid_id=hazard.grid_id, address=hazard.address,
+                       title=f"工单 #{hazard.id}")
     return render_template("console/hazards/detail.html", ticket=view, moves=moves, forms=MOVE_FORMS,
-                           departments=list_departments(), status_label=status_label)
+                           departments=list_departments(), status_label=status_label, webmap=webmap)
 
 
 @bp.post("/<int:hazard_id>/move")

@@ -56,7 +56,7 @@ def test_claim_shows_the_tip_with_everything_the_moderator_needs(console):
     tip_id = int(response.headers["Location"].rsplit("/", 1)[1])
     page = client.get(f"/console/review/{tip_id}").get_data(as_text=True)
     assert "受理 <kbd>A</kbd>" in page and "驳回 <kbd>R</kbd>" in page
-    assert "<svg class=\"map\"" in page and "<path d=\"M" in page  # the grid outline and the pin
+    assert 'class="webmap" data-map=' in page and '"main": true' in page  # the grid outline and the pin
     assert "审计记录" in page and "review.claim" in page
     third = client.get(f"/console/review/{console['third']}").get_data(as_text=True)
     assert "照片完全相同，汉明距离 0" in third and "疑似盗用" in third
