@@ -20,10 +20,12 @@ DEFAULTS = {
     "SANDBOX_PUSH_DELAY": 0.2,
     "WECHAT_PUSH_FORMAT": "json",
     "SANDBOX_PAY_RATE_LIMIT": 30,  # WeChat: 30 red-packet API calls per second per merchant
+    "SANDBOX_MERCHANT_DAY_FEN": 100_000_000,  # WeChat: ¥1,000,000 a day per merchant unless lowered
 }
 ENV_KEYS = ("WECHAT_APPID", "WECHAT_SECRET", "WECHAT_MCH_ID", "WECHAT_PAY_KEY", "WECHAT_PUSH_URL",
             "WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY", "WECHAT_PUSH_FORMAT", "SANDBOX_STATE",
             "SANDBOX_FAULT_SLEEP", "SANDBOX_TOKEN_TTL", "SANDBOX_PUSH_DELAY", "SANDBOX_PAY_RATE_LIMIT",
+            "SANDBOX_MERCHANT_DAY_FEN",
             # HTTPS, and WeChat Pay's client-certificate check when a CA for merchant certificates is given
             "SANDBOX_TLS_CERT", "SANDBOX_TLS_KEY", "SANDBOX_CLIENT_CA")
 

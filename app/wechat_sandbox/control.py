@@ -6,7 +6,7 @@ import secrets
 
 from flask import Blueprint, current_app, jsonify, request
 
-from app.wechat_sandbox.faults import APIS, MODES, add_fault
+from app.wechat_sandbox.faults import APIS, MODES, add_fault, mode_fits
 from app.wechat_sandbox.pay import build_fundflow, claim_packet, expire_packet, sweep_refunds
 from app.wechat_sandbox.state import wx_time
 
@@ -117,6 +117,8 @@ def inject_fault():
         return _bad(f"api must be one of {', '.join(APIS)} or *")
     if mode not in MODES:
         return _bad(f"mode must be one of {', '.join(MODES)}")
+    if not mode_fits(api, mode):
+        return _bad(f"{api} has no {mode}")
     if not isinstance(count, int) or count < 1:
         return _bad("count must be a positive integer")
     add_fault(_state(), api, mode, count)
@@ -163,14 +165,15 @@ def repush(trace_id):
 # Runtime settings (wiped by /reset): where and how media-check results are pushed, the merchant
 # balance, a delay on cgi-bin/token, and WeChat's pay call rate per merchant.
 RUNTIME = {"push_url": str, "push_format": str, "push_token": str, "push_aes_key": str, "balance_fen": int,
-           "token_delay": (int, float), "pay_rate_limit": int}
+           "token_delay": (int, float), "pay_rate_limit": int, "merchant_day_fen": int}
 
 
 @bp.post("/config")
 def set_config():
     """push_url / push_format ("json"|"xml") / push_token / push_aes_key ("" = plaintext mode) override
     the WECHAT_PUSH_* settings; balance_fen is the merchant account; token_delay (s) slows cgi-bin/token;
-    pay_rate_limit is the calls per second per merchant (0 = unlimited)."""
+    pay_rate_limit is the calls per second per merchant (0 = unlimited); merchant_day_fen is the
+    merchant's daily total (SENDAMOUNT_LIMIT beyond it; default SANDBOX_MERCHANT_DAY_FEN, ¥1,000,000)."""
     body = _body()
     state = _state()
     unknown = set(body) - set(RUNTIME)

@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from flask import Blueprint, Response, current_app, request
 
-from app.wechat_sandbox.faults import fault_response, stall, take_fault
+from app.wechat_sandbox.faults import PAY_CODES, fault_response, stall, take_fault, take_state_fault
 from app.wechat_sandbox.state import SHANGHAI, local_dt, wx_day, wx_time
 from app.wechat_sandbox.wire import pay_fail, pay_sign, parse_xml, xml_response
 
@@ -25,6 +25,8 @@ bp = Blueprint("sandbox_pay", __name__)
 
 MIN_FEN, MAX_FEN = 100, 20000          # ¥1–200 a packet
 DAY_COUNT, DAY_FEN = 10, 100000        # 10 packets and ¥1000 per openid per day
+MERCHANT_DAY_FEN = 100_000_000         # the merchant's own daily total (WeChat: ¥1,000,000 unless lowered)
+LIVE = "status NOT IN ('FAILED')"      # packets that count against the daily limits
 REFUND_AFTER = 24 * 3600
 # Parameters that define a packet: a retry must repeat them exactly.
 IDENTITY = ("wxappid", "re_openid", "total_amount", "total_num", "send_name", "act_name", "wishing", "remark",
@@ -112,9 +114,12 @@ MISSING_FIELDS = ("package", "send_listid", "status", "detail_id", "total_amount
 
 
 def _signed(fields, mode):
-    if mode == "missing_field":  # processed (a packet is paid), the reply signed but without its fields
+    """WeChat's official replies to sendredpack / sendminiprogramhb / gethbinfo carry no `sign` (the
+    TLS client certificate is what binds them); bad_sign signs one with another key, which a client
+    that checks a signature where there is one must refuse."""
+    if mode == "missing_field":  # processed (a packet is paid), the reply without its fields
         fields = {k: v for k, v in fields.items() if k not in MISSING_FIELDS}
-    key = _key() if mode != "bad_sign" else "not-the-merchant-key-00000000000"
+    key = "not-the-merchant-key-00000000000" if mode == "bad_sign" else None
     response = xml_response(fields, key=key)
     if mode == "accept_then_timeout":
         stall()
@@ -127,10 +132,47 @@ def sweep_refunds(state, conn):
     due = conn.execute("SELECT mch_billno, detail_id, amount_fen, send_time FROM redpacks "
                        "WHERE status = 'SENT' AND send_time + ? <= ?", (REFUND_AFTER, now)).fetchall()
     for row in due:
+        slow = _take_refund_slow(conn)
+        if slow:  # WeChat is refunding: RFUND_ING for `slow` queries, then REFUND (booked when it lands)
+            conn.execute("UPDATE redpacks SET status = 'RFUND_ING', pending_left = ?, pending_then = 'REFUND' "
+                         "WHERE mch_billno = ?", (slow, row["mch_billno"]))
+            continue
         at = row["send_time"] + REFUND_AFTER
         conn.execute("UPDATE redpacks SET status = 'REFUND', refund_time = ? WHERE mch_billno = ?",
                      (at, row["mch_billno"]))
         _add_flow(state, conn, at, "refund", row["mch_billno"], row["detail_id"], row["amount_fen"])
+
+
+def _take_refund_slow(conn) -> int:
+    row = conn.execute("SELECT id, remaining FROM faults WHERE mode = 'refund_slow' AND remaining > 0 "
+                       "ORDER BY id LIMIT 1").fetchone()
+    if row is None:
+        return 0
+    conn.execute("UPDATE faults SET remaining = 0 WHERE id = ?", (row["id"],))
+    return int(row["remaining"])
+
+
+def advance_pending(state, conn, row):
+    """A query of a packet in an intermediate state (SENDING, RFUND_ING): it answers that state
+    `pending_left` more times, then moves on (SENT / FAILED / REFUND) and answers the new state."""
+    if row["status"] not in ("SENDING", "RFUND_ING"):
+        return row
+    billno = row["mch_billno"]
+    if (row["pending_left"] or 0) > 0:
+        conn.execute("UPDATE redpacks SET pending_left = pending_left - 1 WHERE mch_billno = ?", (billno,))
+    else:
+        now = state.now(conn)
+        then = row["pending_then"]
+        if then == "SENT":
+            conn.execute("UPDATE redpacks SET status = 'SENT', send_time = ?, reason = NULL WHERE mch_billno = ?",
+                         (now, billno))
+            _add_flow(state, conn, now, "send", billno, row["detail_id"], row["amount_fen"])
+        elif then == "REFUND":
+            conn.execute("UPDATE redpacks SET status = 'REFUND', refund_time = ? WHERE mch_billno = ?", (now, billno))
+            _add_flow(state, conn, now, "refund", billno, row["detail_id"], row["amount_fen"])
+        else:
+            conn.execute("UPDATE redpacks SET status = 'FAILED' WHERE mch_billno = ?", (billno,))
+    return conn.execute("SELECT * FROM redpacks WHERE mch_billno = ?", (billno,)).fetchone()
 
 
 def _add_flow(state, conn, at, kind, billno, detail_id, amount_fen):
@@ -203,6 +245,9 @@ def _send(api):
     digest = _params_hash(api, data)
     with state.tx() as conn:
         outcome = _settle(state, conn, api, data, digest)
+    if outcome == "lost":
+        stall()
+        return pay_fail("SYSTEMERROR", PAY_CODES["SYSTEMERROR"])  # long after the client gave up
     if not isinstance(outcome, dict):
         return outcome
     return _signed(_send_reply(api, outcome), mode)  # any stall happens outside the transaction
@@ -216,26 +261,46 @@ def _settle(state, conn, api, data, digest):
     if row is not None:
         if row["params_hash"] != digest:
             return pay_fail("FATAL_ERROR", "该商户订单号已存在，但参数与原单不一致，请更换单号或使用原参数重试")
+        if row["status"] == "SENDING":
+            return pay_fail("PROCESSING", PAY_CODES["PROCESSING"])
+        if row["status"] == "FAILED":  # WeChat's answer for a billno whose packet failed: use another one
+            return pay_fail("SEND_FAILED", PAY_CODES["SEND_FAILED"])
         return dict(row)
     now = state.now(conn)
     day = wx_day(now)
-    count, total = conn.execute("SELECT COUNT(*), COALESCE(SUM(amount_fen), 0) FROM redpacks "
-                                "WHERE openid = ? AND send_day = ?", (openid, day)).fetchone()
+    count, total = conn.execute(f"SELECT COUNT(*), COALESCE(SUM(amount_fen), 0) FROM redpacks "
+                                f"WHERE openid = ? AND send_day = ? AND {LIVE}", (openid, day)).fetchone()
     if count >= DAY_COUNT:
-        return pay_fail("SENDNUM_LIMIT", "该用户今日领取红包个数超过限制")
+        return pay_fail("SENDNUM_LIMIT", PAY_CODES["SENDNUM_LIMIT"])
     if total + amount > DAY_FEN:
-        return pay_fail("SENDAMOUNT_LIMIT", "该用户今日领取红包金额超过限制")
+        return pay_fail("RCVDAMOUNT_LIMIT", PAY_CODES["RCVDAMOUNT_LIMIT"])
+    merchant_total = conn.execute(f"SELECT COALESCE(SUM(amount_fen), 0) FROM redpacks WHERE send_day = ? AND {LIVE}",
+                                  (day,)).fetchone()[0]
+    if merchant_total + amount > int(state.get_setting("merchant_day_fen", _merchant_day_fen(), conn)):
+        return pay_fail("SENDAMOUNT_LIMIT", PAY_CODES["SENDAMOUNT_LIMIT"])
     if state.balance(conn) < amount:
-        return pay_fail("NOTENOUGH", "帐号余额不足，请到商户平台充值后再重试")
+        return pay_fail("NOTENOUGH", PAY_CODES["NOTENOUGH"])
     seq = conn.execute("SELECT COUNT(*) FROM redpacks").fetchone()[0] + 1
     detail_id = f"1000041701{day}{seq:010d}"
     package = _package(detail_id, billno) if api == "sendminiprogramhb" else None
+    pending = {mode: take_state_fault(state, conn, api, mode) for mode in ("sending_then_sent", "sending_then_failed")}
+    then = "SENT" if pending["sending_then_sent"] else "FAILED" if pending["sending_then_failed"] else None
+    status = "SENDING" if then else "SENT"
+    reason = PAY_CODES["NOTENOUGH"] if then == "FAILED" else None  # what WeChat has shown on such packets
     conn.execute("INSERT INTO redpacks (mch_billno, api, params_hash, params, openid, amount_fen, status, "
-                 "detail_id, package, send_time, send_day) VALUES (?, ?, ?, ?, ?, ?, 'SENT', ?, ?, ?, ?)",
+                 "detail_id, package, send_time, send_day, pending_left, pending_then, reason) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                  (billno, api, digest, json.dumps({k: data.get(k) for k in IDENTITY}, ensure_ascii=False),
-                  openid, amount, detail_id, package, now, day))
+                  openid, amount, status, detail_id, package, now, day,
+                  (pending["sending_then_sent"] or pending["sending_then_failed"]) if then else None, then, reason))
+    if then:
+        return "lost"  # the reply never reaches the merchant; gethbinfo tells the rest
     _add_flow(state, conn, now, "send", billno, detail_id, amount)
     return dict(conn.execute("SELECT * FROM redpacks WHERE mch_billno = ?", (billno,)).fetchone())
+
+
+def _merchant_day_fen() -> int:
+    return int(current_app.config.get("SANDBOX_MERCHANT_DAY_FEN") or MERCHANT_DAY_FEN)
 
 
 @bp.post("/mmpaymkttransfers/sendminiprogramhb")
@@ -269,6 +334,8 @@ def gethbinfo():
     with state.tx() as conn:
         sweep_refunds(state, conn)
         row = conn.execute("SELECT * FROM redpacks WHERE mch_billno = ?", (data.get("mch_billno"),)).fetchone()
+        if row is not None:
+            row = advance_pending(state, conn, row)
         now = state.now(conn)
     if row is None or now - row["send_time"] > 30 * 86400:
         return pay_fail("NOT_FOUND", "指定单号数据不存在")
@@ -278,10 +345,12 @@ def gethbinfo():
               "detail_id": row["detail_id"], "status": row["status"], "send_type": "API", "hb_type": "NORMAL",
               "total_num": 1, "total_amount": row["amount_fen"], "send_time": wx_time(row["send_time"]),
               "wishing": params.get("wishing"), "remark": params.get("remark"), "act_name": params.get("act_name")}
+    if row["reason"]:
+        fields["reason"] = row["reason"]
     if row["refund_time"]:
         fields.update(refund_time=wx_time(row["refund_time"]), refund_amount=row["amount_fen"])
     if row["rcv_time"]:
-        fields["hblist"] = {"hbinfo": {"openid": row["openid"], "amount": row["amount_fen"],
+        fields["hblist"] = {"hbinfo": {"openid": row["openid"], "status": "RECEIVED", "amount": row["amount_fen"],
                                        "rcv_time": wx_time(row["rcv_time"])}}
     return _signed(fields, mode)
 

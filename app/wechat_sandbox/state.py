@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS faults (api TEXT NOT NULL, mode TEXT NOT NULL, remain
 CREATE TABLE IF NOT EXISTS redpacks (
     mch_billno TEXT PRIMARY KEY, api TEXT NOT NULL, params_hash TEXT NOT NULL, params TEXT NOT NULL,
     openid TEXT NOT NULL, amount_fen INTEGER NOT NULL, status TEXT NOT NULL, detail_id TEXT NOT NULL,
-    package TEXT, send_time REAL NOT NULL, send_day TEXT NOT NULL, rcv_time REAL, refund_time REAL);
+    package TEXT, send_time REAL NOT NULL, send_day TEXT NOT NULL, rcv_time REAL, refund_time REAL,
+    pending_left INTEGER, pending_then TEXT, reason TEXT);
 CREATE TABLE IF NOT EXISTS flows (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, day TEXT NOT NULL, kind TEXT NOT NULL,
     mch_billno TEXT NOT NULL, detail_id TEXT NOT NULL, amount_fen INTEGER NOT NULL,
@@ -55,6 +56,14 @@ class State:
         self._local = threading.local()
         with self._lock:
             self._conn().executescript(SCHEMA)
+            self._add_columns()
+
+    def _add_columns(self):
+        """A state file written before a column existed gets it (the sandbox keeps its state across versions)."""
+        have = {row["name"] for row in self._conn().execute("PRAGMA table_info(redpacks)")}
+        for name, kind in (("pending_left", "INTEGER"), ("pending_then", "TEXT"), ("reason", "TEXT")):
+            if name not in have:
+                self._conn().execute(f"ALTER TABLE redpacks ADD COLUMN {name} {kind}")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

@@ -7,7 +7,7 @@ import pytest
 
 from app.extensions import wechat
 from app.wechat import PayOutcome, WeChatBillIncomplete, WeChatRateLimited, WeChatUnavailable
-from app.wechat_sandbox.faults import MODES
+from app.wechat_sandbox.faults import BASE_MODES as MODES  # the transport faults; codes by name: test_redpack_codes
 from tests.fixtures.sandbox import new_billno
 
 OPENID = "oResidentMatrix"

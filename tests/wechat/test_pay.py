@@ -78,7 +78,7 @@ def test_1000_yuan_per_openid_per_day(sandbox_app, wechat_sandbox):
     over = send(new_billno(), amount=100)
 
     assert all(r.outcome is PayOutcome.SUCCESS for r in results)
-    assert (over.outcome, over.code) == (PayOutcome.FAILED_FINAL, "SENDAMOUNT_LIMIT")
+    assert (over.outcome, over.code) == (PayOutcome.FAILED_FINAL, "RCVDAMOUNT_LIMIT")  # WeChat's per-user code
 
 
 def test_empty_merchant_account_is_notenough_retry_same(sandbox_app, wechat_sandbox):
