@@ -181,7 +181,10 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
         "REWARDS_SWEEP_INTERVAL": float(env.get("REWARDS_SWEEP_INTERVAL") or 60),
         "REWARDS_CHECK_SCHEDULE": env.get("REWARDS_CHECK_SCHEDULE") or ("wechat" if production else "every_sweep"),
         # When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>` (scrapers inside the network).
+        # Production wants the token, or METRICS_PUBLIC=1 to say in so many words that /metrics is open
+        # (e.g. nginx alone keeps it internal); elsewhere it is open.
         "METRICS_TOKEN": env.get("METRICS_TOKEN", ""),
+        "METRICS_PUBLIC": _env_bool(env, "METRICS_PUBLIC", not production),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         "LOG_JSON": _env_bool(env, "LOG_JSON", True),
         # OpenAPI (flask-smorest)
@@ -243,6 +246,10 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
     if production:
         for key in (cfg["SECRET_KEY"], *cfg["SECRET_KEY_FALLBACKS"]):
             refuse_weak_secret_key(key)
+        if not cfg["METRICS_TOKEN"] and not cfg["METRICS_PUBLIC"]:
+            raise ConfigError("production start refused: /metrics would be open to anyone who reaches the app; set "
+                              "METRICS_TOKEN (Prometheus sends it as a bearer token) or METRICS_PUBLIC=1 if it "
+                              "should be open (docs/DEPLOY.md §Security)")
     if cfg["MAP_TILE_COORD"] not in MAP_COORD_SYSTEMS:
         raise ConfigError(f"MAP_TILE_COORD must be one of {', '.join(MAP_COORD_SYSTEMS)}")
     for name in ("PHOTO_RETENTION_DAYS", "LOCATION_RETENTION_DAYS"):

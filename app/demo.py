@@ -118,7 +118,8 @@ def demo_command(port, sandbox_port, no_serve):
                       "--threads", "4", "--access-logfile", "-",
                       "--logger-class", "app.gunicorn_log.RedactingLogger", "wsgi:app"])
         start("worker", flask_cmd + ["worker"])
-        if not _wait_http(f"http://127.0.0.1:{port}/healthz"):
+        # two gunicorn workers importing the app take seconds, minutes on a busy machine
+        if not _wait_http(f"http://127.0.0.1:{port}/healthz", timeout=180):
             raise click.ClickException("the web server did not come up; see the log above")
         _print_welcome(port, sandbox_port)
         while not stopping.is_set():
@@ -151,6 +152,7 @@ def _print_welcome(port, sandbox_port):
         f"  staff console     {base}/console/",
         f"  residents' API    {base}/api/mp/v1   (OpenAPI: {base}/api/openapi.json)",
         f"  WeChat sandbox    http://127.0.0.1:{sandbox_port}/__sandbox__/redpacks",
+        f"  metrics           {base}/metrics   (open in the demo; production wants METRICS_TOKEN)",
         f"  demo logins (password {DEMO_PASSWORD}):",
     ]
     lines += [f"    {username:<11} {', '.join(roles)}{' (' + dept + ')' if dept else ''}"

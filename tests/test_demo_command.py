@@ -78,6 +78,9 @@ def test_demo_runs_everything_stops_everything_and_keeps_its_data(tmp_path):
         assert "demo tips: " in text and "already loaded" not in text
         base = f"http://127.0.0.1:{port}"
         assert requests.get(base + "/readyz", timeout=10).status_code == 200
+        # the demo keeps /metrics open, and says so (production wants METRICS_TOKEN or METRICS_PUBLIC=1)
+        assert f"{base}/metrics" in text and "open in the demo" in text
+        assert requests.get(base + "/metrics", timeout=10).status_code == 200
         token = _log_in(base)
         claimed = requests.post(base + "/api/staff/v1/review/claim", headers={"Authorization": f"Bearer {token}"},
                                 timeout=10)

@@ -18,7 +18,7 @@ def test_production_refuses_to_start_without_secrets():
 def test_production_uses_real_wechat_and_no_sandbox_credentials():
     env = {"SECRET_KEY": secrets.token_urlsafe(48), "DATABASE_URL": "postgresql://u@h/d", "REDIS_URL": "redis://h:6379/0",
            "WECHAT_APPID": "wxreal", "WECHAT_SECRET": "sec", "WECHAT_MCH_ID": "123", "WECHAT_PAY_KEY": "k" * 32,
-           "WECHAT_PUSH_TOKEN": "t",
+           "WECHAT_PUSH_TOKEN": "t", "METRICS_TOKEN": secrets.token_urlsafe(32),
            "WECHAT_PUSH_AES_KEY": base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")}
     cfg = load_config({"APP_ENV": "production"}, env=env)
     assert cfg["WECHAT_API_BASE"] == "https://api.weixin.qq.com/"
@@ -95,3 +95,26 @@ def test_production_refuses_app_clock():
     env = {"APP_CLOCK": "2026-12-07T11:00:00+08:00"}
     with pytest.raises(ConfigError, match="real time"):
         load_config({"APP_ENV": "production"}, env=env)
+
+
+def _production_env(**extra):
+    env = {"SECRET_KEY": secrets.token_urlsafe(48), "DATABASE_URL": "postgresql://u@h/d",
+           "REDIS_URL": "redis://h:6379/0", "WECHAT_APPID": "wxreal", "WECHAT_SECRET": "sec", "WECHAT_MCH_ID": "123",
+           "WECHAT_PAY_KEY": "k" * 32, "WECHAT_PUSH_TOKEN": "t",
+           "WECHAT_PUSH_AES_KEY": base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")}
+    return {**env, **extra}
+
+
+def test_production_refuses_an_open_metrics_endpoint_unless_told():
+    """/metrics is not public by default in production (issue 13): a token, or METRICS_PUBLIC=1 said aloud."""
+    with pytest.raises(ConfigError, match="METRICS_TOKEN.*METRICS_PUBLIC=1"):
+        load_config({"APP_ENV": "production"}, env=_production_env())
+    with pytest.raises(ConfigError, match="METRICS_TOKEN"):
+        load_config({"APP_ENV": "production"}, env=_production_env(METRICS_PUBLIC="0"))
+    assert load_config({"APP_ENV": "production"}, env=_production_env(METRICS_TOKEN="scrape-secret"))["METRICS_TOKEN"]
+    assert load_config({"APP_ENV": "production"}, env=_production_env(METRICS_PUBLIC="1"))["METRICS_PUBLIC"] is True
+
+
+def test_development_keeps_metrics_open(tmp_path):
+    cfg = load_config({"INSTANCE_PATH": str(tmp_path)}, env={})
+    assert cfg["METRICS_TOKEN"] == "" and cfg["METRICS_PUBLIC"] is True

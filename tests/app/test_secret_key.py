@@ -13,7 +13,7 @@ from app.config import DEVELOPMENT_SECRET_KEY, MIN_SECRET_KEY_BYTES, ConfigError
 PUBLISHED_KEY = "a-key-that-anyone-can-read-in-tests-app-test-secret-key"
 PRODUCTION = {"DATABASE_URL": "postgresql://u@h/d", "REDIS_URL": "redis://h:6379/0", "WECHAT_APPID": "wxreal",
               "WECHAT_SECRET": "sec", "WECHAT_MCH_ID": "1234567890", "WECHAT_PAY_KEY": "k" * 32,
-              "WECHAT_PUSH_TOKEN": "pushtoken",
+              "WECHAT_PUSH_TOKEN": "pushtoken", "METRICS_TOKEN": secrets.token_urlsafe(32),
               "WECHAT_PUSH_AES_KEY": base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")}
 
 

@@ -8,7 +8,8 @@ from tests.wechat.conftest import new_aes_key
 
 PRODUCTION = {"SECRET_KEY": secrets.token_urlsafe(48), "DATABASE_URL": "postgresql://u@h/d", "REDIS_URL": "redis://h:6379/0",
               "WECHAT_APPID": "wxreal", "WECHAT_SECRET": "sec", "WECHAT_MCH_ID": "1234567890",
-              "WECHAT_PAY_KEY": "k" * 32, "WECHAT_PUSH_TOKEN": "pushtoken", "WECHAT_PUSH_AES_KEY": new_aes_key()}
+              "WECHAT_PAY_KEY": "k" * 32, "WECHAT_PUSH_TOKEN": "pushtoken", "WECHAT_PUSH_AES_KEY": new_aes_key(),
+              "METRICS_TOKEN": secrets.token_urlsafe(32)}
 
 
 def test_production_refuses_to_start_without_the_push_token():
