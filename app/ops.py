@@ -39,6 +39,32 @@ def register_indicator(indicator: Indicator) -> None:
     INDICATORS[indicator.name] = indicator
 
 
+# Areas' warnings for the operator page: functions returning Chinese sentences, empty while all is well
+# (e.g. rewards: this month's budget is 0, so approvals pay nothing).
+WARNINGS: list[Callable[[], list[str]]] = []
+
+
+def register_warning(check: Callable[[], list[str]]) -> None:
+    if check not in WARNINGS:
+        WARNINGS.append(check)
+
+
+def read_warnings() -> list[str]:
+    """Every registered warning; a check that fails says so instead of hiding the page."""
+    from app.extensions import db
+
+    found = []
+    for check in WARNINGS:
+        try:
+            found += check()
+        except Exception:  # noqa: BLE001 — one broken check must not hide the others
+            db.session.rollback()
+            log.warning("operator warning check failed", extra={"check": check.__qualname__}, exc_info=True)
+            found.append(f"无法检查：{check.__qualname__}")
+    db.session.rollback()  # read-only
+    return found
+
+
 @dataclasses.dataclass(frozen=True)
 class Reading:
     indicator: Indicator
@@ -198,8 +224,8 @@ def list_dead_messages(limit: int = 20) -> list:
 def operator_page():
     from flask import render_template
 
-    return render_template("console/ops.html", readings=read_indicators(), failed_jobs=list_failed_jobs(),
-                           dead_messages=list_dead_messages())
+    return render_template("console/ops.html", warnings=read_warnings(), readings=read_indicators(),
+                           failed_jobs=list_failed_jobs(), dead_messages=list_dead_messages())
 
 
 def init_app(app):

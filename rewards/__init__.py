@@ -14,6 +14,10 @@ def init_app(app):
     from rewards import jobs as _jobs, reconciliation as _reconciliation, sweeper as _sweeper  # noqa: F401
 
     register_acceptance_step(20, "reward", reward_step)
+    from app.commands import register_init_step
+
+    # last word of `init`: a fresh install has no budget, and approvals pay nothing until it is funded
+    register_init_step("reward budget", "rewards.budget.describe_budget_for_init")
     register_topic(PAYOUT_TOPIC, "payouts", "rewards.jobs.send_payout")
     register_periodic(Periodic(id="rewards_sweep", func="rewards.sweeper.sweep_payouts",
                                every=float(app.config["REWARDS_SWEEP_INTERVAL"])))

@@ -132,6 +132,40 @@ def close_period(period: str, *, created_by=None) -> int:
     return bal
 
 
+# --- what operators are told about this month's budget ------------------------------------------------
+
+FUND_COMMAND = "flask --app wsgi rewards fund --period {period} --amount-fen N"
+EMPTY_BUDGET_WARNING = "本月预算为 0：审核通过的报料不会发放红包"
+
+
+def available_this_month() -> tuple[str, int]:
+    """(this budget month, fen still available in it); 0 when the month was never funded."""
+    from app.display import period_of
+
+    period = period_of()
+    available = db.session.scalar(select(BudgetPeriod.available_fen).where(BudgetPeriod.period == period))
+    return period, int(available or 0)
+
+
+def describe_budget_for_init() -> str:
+    """`init`'s last line about money: after a fresh install the budget is 0 and every approval comes
+    back not_granted (program_month_cap), so say so, with the command that funds it."""
+    period, available = available_this_month()
+    if available > 0:
+        return f"{period} has {available} fen available"
+    return (f"{period} has 0 fen: approved tips get no red packet (not_granted, program_month_cap) until it is "
+            f"funded: {FUND_COMMAND.format(period=period)} (or a finance top-up in the console)")
+
+
+def budget_warnings() -> list[str]:
+    """The operator page's warning while this month's budget is 0 (app/ops.py)."""
+    period, available = available_this_month()
+    if available > 0:
+        return []
+    return [f"{EMPTY_BUDGET_WARNING}（{period}；财务在工作台发起充值并由另一位财务批准，"
+            f"或运维执行 {FUND_COMMAND.format(period=period)}）"]
+
+
 # --- all caps for one reward, in the fixed order -----------------------------------------------------
 
 def take_caps(resident_id: int, day: str, period: str, amount_fen: int, policy: dict) -> tuple[bool, str | None, list]:

@@ -26,7 +26,10 @@ def count_stuck_payouts() -> dict[str, int]:
 
 
 def register_indicators() -> None:
-    from app.ops import Indicator, register_indicator
+    from app.ops import Indicator, register_indicator, register_warning
+    from rewards.budget import budget_warnings
+
+    register_warning(budget_warnings)
 
     register_indicator(Indicator("payouts_stuck", "红包卡住/待人工处理", "Payouts stuck in a state too long, "
                                  "and those waiting in manual review, per status", count_stuck_payouts,
