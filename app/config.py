@@ -224,7 +224,7 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
     # "developer" | "trial" | "formal": which mini-program build a subscribe message opens.
     cfg["WECHAT_MINIPROGRAM_STATE"] = env.get("WECHAT_MINIPROGRAM_STATE") or ("formal" if production else "developer")
     # WeChat allows 30 pay calls/s per merchant, counted as they arrive; the shared limiter counts
-    # every call from its start to its reply, so no second of WeChat's sees more (app/wechat.py).
+    # every call from its start to its reply, so no second of WeChat's sees more (app/wechat/limiter.py).
     cfg["WECHAT_PAY_RATE_LIMIT"] = _env_int(env, "WECHAT_PAY_RATE_LIMIT", 30)
     cfg["WECHAT_PAY_TIMEOUT"] = float(env.get("WECHAT_PAY_TIMEOUT", env.get("WECHAT_TIMEOUT", "10")))
     cfg["WECHAT_SEND_NAME"] = env.get("WECHAT_SEND_NAME", "人人拍")

@@ -381,7 +381,7 @@ def test_the_same_message_again_is_acknowledged_not_reprocessed(sandbox_app, wec
 
 
 def test_a_push_that_failed_is_handled_when_wechat_retries_it(sandbox_app, wechat_sandbox, monkeypatch):
-    import app.wechat as gateway
+    import app.wechat.push as gateway
 
     built = build_push(push_cfg(), event("trace-retried", "risky", 20002))
     real = gateway._record_media_check
