@@ -9,14 +9,33 @@ Counter rows are created on demand with INSERT ... ON CONFLICT DO NOTHING (race-
 """
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.display import period_of
 from app.errors import Conflict, Unprocessable
 from app.extensions import db
 from app.models.base import utcnow
 from rewards import ledger
 from rewards.models import BudgetPeriod, RewardCounter
+
+PERIOD_MONTHS_BACK, PERIOD_MONTHS_AHEAD = 1, 12  # the months a top-up may be asked for, around this one
+
+
+def check_period(period, *, window: bool = False) -> str:
+    """A budget period is a real month written YYYY-MM (2026-13 or 0000-00 would strand the money
+    funded into it); with `window`, also one a top-up makes sense for: last month to a year ahead."""
+    match = re.fullmatch(r"([0-9]{4})-([0-9]{2})", period) if isinstance(period, str) else None
+    if match is None or not (1 <= int(match[2]) <= 12 and int(match[1]) >= 2000):
+        raise Unprocessable(fields={"period": ["预算期须为 YYYY-MM 格式的有效月份，如 2026-12"]})
+    if window:
+        now_year, now_month = map(int, period_of().split("-"))
+        offset = (int(match[1]) - now_year) * 12 + int(match[2]) - now_month
+        if not -PERIOD_MONTHS_BACK <= offset <= PERIOD_MONTHS_AHEAD:
+            raise Unprocessable(fields={"period": [f"预算期只能是上个月至 {PERIOD_MONTHS_AHEAD} 个月后之间的月份"]})
+    return period
 
 CAP_ORDER = ("resident_day", "resident_month", "program_day", "program_month")
 
@@ -106,6 +125,7 @@ def fund_period(period: str, amount_fen: int, *, created_by=None, memo=None):
     and into the period's available budget."""
     if not isinstance(amount_fen, int) or amount_fen <= 0:
         raise Unprocessable(fields={"amount_fen": ["须为正整数（分）"]})
+    check_period(period)
     ensure_period(period)
     changed = _period_update(period, BudgetPeriod.closed.is_(False),
                              funded_fen=BudgetPeriod.funded_fen + amount_fen,
@@ -117,6 +137,7 @@ def fund_period(period: str, amount_fen: int, *, created_by=None, memo=None):
 
 def close_period(period: str, *, created_by=None) -> int:
     """Close a month: what is still available expires; later refunds of its packets go to expired too."""
+    check_period(period)
     ensure_period(period)
     row = db.session.execute(
         update(BudgetPeriod).where(BudgetPeriod.period == period, BudgetPeriod.closed.is_(False))

@@ -61,6 +61,12 @@ def reconcile_command(day):
     sys.exit(0 if run.status == "done" else 1)
 
 
+def _echo_error(exc: AppError) -> None:
+    """The message and what each field got wrong (a bare "提交的内容未通过校验" says nothing)."""
+    details = "; ".join(f"{name}: {'，'.join(map(str, notes))}" for name, notes in exc.fields.items())
+    click.echo(f"error: {exc.message}" + (f" ({details})" if details else ""), err=True)
+
+
 @rewards_group.command("fund")
 @click.option("--period", required=True, help="budget month YYYY-MM")
 @click.option("--amount-fen", type=int, required=True)
@@ -69,9 +75,10 @@ def reconcile_command(day):
 def fund_command(period, amount_fen, memo):
     """Top up a month's budget (operator; the console's top-ups need a second finance user)."""
     from app.audit import record_audit
-    from rewards.budget import fund_period
+    from rewards.budget import check_period, fund_period
 
     try:
+        check_period(period, window=True)
         tx = fund_period(period, amount_fen, memo=memo)
         record_audit("budget.fund", "budget_period", None, actor_type="system",
                      after={"period": period, "amount_fen": amount_fen}, note=memo)
@@ -79,7 +86,7 @@ def fund_command(period, amount_fen, memo):
         db.session.commit()
     except AppError as exc:
         db.session.rollback()
-        click.echo(f"error: {exc.message}", err=True)
+        _echo_error(exc)
         sys.exit(1)
     click.echo(done)
 
@@ -96,7 +103,7 @@ def close_period_command(period):
         db.session.commit()
     except AppError as exc:
         db.session.rollback()
-        click.echo(f"error: {exc.message}", err=True)
+        _echo_error(exc)
         sys.exit(1)
     click.echo(f"closed {period}; {expired} fen expired")
 

@@ -14,6 +14,7 @@ from app.extensions import db, wechat
 from app.models.base import utcnow
 from app.wechat import PayOutcome
 from rewards import ledger, payouts
+from rewards.budget import check_period
 from rewards.models import FinanceRequest, LedgerEntry, LedgerTransaction, Payout
 from rewards.policy import active_policy, validate_policy
 
@@ -221,8 +222,7 @@ def act_on_payout(payout_id: int, action: str, note: str | None, staff) -> dict:
 def request_change(kind: str, payload: dict, staff, note: str | None = None) -> FinanceRequest:
     if kind == "topup":
         period, amount = payload.get("period"), payload.get("amount_fen")
-        if not isinstance(period, str) or len(period) != 7 or period[4] != "-" or not period.replace("-", "").isdigit():
-            raise Unprocessable(fields={"period": ["须为 YYYY-MM"]})
+        check_period(period, window=True)
         if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= 10 ** 10:
             raise Unprocessable(fields={"amount_fen": ["须为正整数（分）"]})
         payload = {"period": period, "amount_fen": amount}
