@@ -54,13 +54,14 @@ def staff_group():
 @click.option("--password", required=True, help="at least 8 characters")
 @click.option("--role", "roles", required=True, multiple=True, help="moderator, supervisor, department, finance, admin")
 @click.option("--department", default=None, help="department code, for the department role")
+@click.option("--name", "display_name", default=None, help="display name shown in the console (default: username)")
 @with_appcontext
-def staff_create(username, password, roles, department):
+def staff_create(username, password, roles, department, display_name):
     from app.accounts import create_staff
     from app.extensions import db
 
     try:
-        user = create_staff(username, password, list(roles), department)
+        user = create_staff(username, password, list(roles), department, display_name=(display_name or "").strip() or None)
         done = f"staff {user.username} created with roles {', '.join(user.role_names)}"
         db.session.commit()
     except AppError as exc:

@@ -145,6 +145,12 @@ AUDIT_ACTION = {
     "reconciliation.resolve": "处理对账差异",
     "staff.create": "创建工作人员账号",
 }
+# The operator page: queues, outbox topics and states.
+QUEUE = {"intake": "报料检查", "payouts": "红包发放", "notify": "订阅消息", "webhooks": "推送网格系统",
+         "maintenance": "维护任务"}
+OUTBOX_TOPIC = {"tip.intake": "报料检查", "photo.display": "照片处理", "hazard.notify": "订阅消息",
+                "hazard.webhook": "推送网格系统", "rewards.payout": "红包发放"}
+OUTBOX_STATUS = {"pending": "待发送", "dispatched": "已交给队列", "done": "已完成", "dead": "已放弃"}
 ROLE = {"moderator": "审核员", "supervisor": "审核主管", "department": "部门人员", "finance": "财务",
         "admin": "管理员"}
 ACTOR_TYPE = {"staff": "工作人员", "system": "系统", "department": "部门系统", "resident": "报料人"}
@@ -176,6 +182,8 @@ FAILURE = {
     "no_bill": "当日无账单", "no_bill_exist": "当日无账单", "not_a_bill": "答复不是账单",
     "config": "商户配置问题", "failed": "失败", "sign_error": "签名错误（请检查商户密钥）",
     "systemerror": "微信系统繁忙", "unknown": "结果未知",
+    "unsettled_after_window": "超过查询期限仍未结清", "not_found_after_window": "超过查询期限微信仍查无此单",
+    "unanswered": "微信未答复", "CERT_MISSING": "商户证书缺失", "LOCAL_RATE_LIMIT": "本地限流，未发出",
 }
 
 _TABLES: dict[str, Mapping] = {
@@ -185,7 +193,7 @@ _TABLES: dict[str, Mapping] = {
     "finance_request_kind": FINANCE_REQUEST_KIND, "finance_request_status": FINANCE_REQUEST_STATUS,
     "reconciliation_status": RECONCILIATION_STATUS, "channel": PAYOUT_CHANNEL,
     "content_check": CONTENT_CHECK, "notice_kind": NOTICE_KIND, "notice_status": NOTICE_STATUS,
-    "failure": FAILURE,
+    "failure": FAILURE, "queue": QUEUE, "outbox_topic": OUTBOX_TOPIC, "outbox_status": OUTBOX_STATUS,
 }
 # Kinds whose names live in the database: looked up once per request.
 _LOOKUPS: dict[str, Callable[[], Mapping]] = {}

@@ -82,7 +82,42 @@ HTTP_MESSAGES = {
 }
 
 
+# What a person sees on a console page that failed: a heading per status, the message below it.
+CONSOLE_TITLES = {400: "请求有误", 401: "请先登录", 403: "无权访问", 404: "页面不存在", 405: "不支持该操作",
+                  409: "操作未完成", 413: "上传内容过大", 422: "提交的内容有误", 429: "操作太频繁",
+                  500: "系统出错了", 503: "服务暂时不可用"}
+
+
+def _wants_console_page() -> bool:
+    """Console pages (not the JSON APIs) answer errors as Chinese HTML in the console's frame."""
+    from flask import has_request_context
+
+    return has_request_context() and (request.path == "/console" or request.path.startswith("/console/"))
+
+
+def console_error_page(status, message, headers=None):
+    from flask import render_template
+    from markupsafe import escape
+
+    if status >= 500:
+        try:  # the failed request may have left the session's transaction broken
+            from app.extensions import db
+
+            db.session.rollback()
+        except Exception:
+            pass
+    try:
+        body = render_template("console/error.html", title=CONSOLE_TITLES.get(status, "操作未完成"),
+                               message=message, status=status)
+    except Exception:  # the frame itself failed (e.g. the database is down): plain words, still Chinese
+        log.exception("console error page failed")
+        body = f"<!doctype html><meta charset=utf-8><title>出错了</title><h1>{CONSOLE_TITLES.get(status, '出错了')}</h1><p>{escape(message)}</p>"
+    return body, status, {"Content-Type": "text/html; charset=utf-8", **(headers or {})}
+
+
 def error_response(status, code, message, fields=None, headers=None):
+    if _wants_console_page():
+        return console_error_page(status, message, headers)
     body = {"error": {"code": code, "message": message, "fields": fields or {}}}
     response = jsonify(body)
     response.status_code = status

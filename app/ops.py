@@ -29,6 +29,7 @@ class Indicator:
     collect: Callable[[], dict[str, float] | float]  # one number, or numbers keyed by label value
     label: str | None = None  # the Prometheus label name when `collect` returns a dict
     alert_above: float | None = None  # the operator page highlights values above this
+    label_kind: str | None = None     # display.label kind naming the label's values on the operator page
 
 
 INDICATORS: dict[str, Indicator] = {}
@@ -179,12 +180,13 @@ def count_oldest_outbox_age() -> float:
 
 
 register_indicator(Indicator("queue_depth", "队列积压（待执行任务）", "RQ jobs waiting, per queue",
-                             count_queued_jobs, label="queue", alert_above=1000))
+                             count_queued_jobs, label="queue", alert_above=1000, label_kind="queue"))
 register_indicator(Indicator("failed_jobs", "失败任务", "RQ jobs in the failed registry, per queue",
-                             count_failed_jobs, label="queue", alert_above=0))
+                             count_failed_jobs, label="queue", alert_above=0, label_kind="queue"))
 register_indicator(Indicator("workers", "在线工作进程", "RQ workers registered in Redis", count_workers))
 register_indicator(Indicator("outbox_messages", "发件箱积压", "Outbox messages not yet delivered, per status",
-                             count_outbox_backlog, label="status", alert_above=500))
+                             count_outbox_backlog, label="status", alert_above=500,
+                             label_kind="outbox_status"))
 register_indicator(Indicator("outbox_oldest_pending_seconds", "发件箱最久等待（秒）",
                              "Age of the oldest pending outbox message", count_oldest_outbox_age, alert_above=120))
 

@@ -12,6 +12,7 @@ import re
 
 from sqlalchemy import select
 
+from app.display import REWARD_STATUS, TIP_STATUS, label
 from app.errors import BadRequest, NotFound, Unprocessable
 from app.extensions import db, wechat
 from app.geo.coords import haversine_m, to_wgs84, wgs84_to_gcj02
@@ -20,10 +21,7 @@ from app.media.photos import pending_display_ids, photo_urls
 from app.models.photo import Photo
 from app.models.tip import Tip, TipEvent
 
-STATUS_LABELS = {
-    "received": "已提交", "checking": "核验中", "pending_review": "待审核", "accepted": "已采纳",
-    "rejected": "未采纳", "duplicate": "重复报料", "need_info": "需补充信息", "withdrawn": "已撤回",
-}
+STATUS_LABELS = TIP_STATUS  # one set of words with the console and the subscribe messages
 NEARBY_LIMIT = 5
 
 
@@ -117,7 +115,8 @@ def tip_detail(resident_id: int, tip_id: int) -> dict:
     detail = serialize_tip(tip)
     events = db.session.scalars(select(TipEvent).where(TipEvent.tip_id == tip.id, TipEvent.internal.is_(False))
                                 .order_by(TipEvent.id))
-    detail["timeline"] = [{"status": e.status, "at": e.at, "note": e.note} for e in events]
+    detail["timeline"] = [{"status": e.status, "status_label": label("timeline_event", e.status), "at": e.at,
+                           "note": e.note} for e in events]
     detail["message"] = tip.decision_message if tip.status in ("rejected", "need_info", "duplicate") else None
     if tip.duplicate_of_hazard_id:
         detail["duplicate_of"] = {"hazard_id": tip.duplicate_of_hazard_id}
@@ -126,7 +125,7 @@ def tip_detail(resident_id: int, tip_id: int) -> dict:
     else:
         detail["duplicate_of"] = None
     detail["hazard"] = hazard_for_tip(tip)
-    detail["reward"] = reward_for_tip(tip.id)
+    detail["reward"] = with_status_label(reward_for_tip(tip.id))
     return detail
 
 
@@ -157,8 +156,15 @@ def list_rewards(resident_id: int, cursor: str | None = None, limit: int = 20) -
 
     parse_id_cursor(cursor)  # the same id cursors as tips; refuse junk before it reaches the query
     items, next_cursor = list_rewards_for_resident(resident_id, cursor=cursor or None, limit=limit)
-    items = [with_redpacket_params(item) for item in items]
+    items = [with_redpacket_params(with_status_label(item)) for item in items]
     return items, (str(next_cursor) if next_cursor is not None else None)
+
+
+def with_status_label(item: dict | None) -> dict | None:
+    """A reward in the words finance and the console use for it."""
+    if item is None:
+        return None
+    return {**item, "status_label": REWARD_STATUS.get(item["status"], item["status"])}
 
 
 def with_redpacket_params(item: dict) -> dict:

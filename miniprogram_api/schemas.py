@@ -144,6 +144,7 @@ class MpTipPhotoSchema(Schema):
 
 class MpTimelineEntrySchema(Schema):
     status = fields.String(required=True)
+    status_label = fields.String(required=True, metadata={"description": "what a person reads, e.g. 已采纳、工单已受理"})
     at = fields.DateTime(required=True)
     note = fields.String(allow_none=True)
 
@@ -163,6 +164,7 @@ class MpRewardRefSchema(Schema):
     id = fields.Integer(required=True)
     amount_fen = fields.Integer(required=True)
     status = fields.String(required=True)
+    status_label = fields.String(required=True)
 
 
 class MpLocationOutSchema(Schema):
@@ -216,6 +218,7 @@ class MpRewardSchema(Schema):
     tip_id = fields.Integer(allow_none=True)
     amount_fen = fields.Integer(required=True)
     status = fields.String(required=True)
+    status_label = fields.String(required=True)
     package = fields.String(allow_none=True, metadata={"description": "状态为 sent 时用于 wx.sendBizRedPacket"})
     redpacket = fields.Nested(MpRedPacketParamsSchema, metadata={
         "description": "状态为 sent 时：wx.sendBizRedPacket 的全部参数（服务器已签名），原样传入即可"})

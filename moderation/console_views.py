@@ -5,9 +5,11 @@ Server-rendered; the same functions as the staff API (moderation.queue / moderat
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from markupsafe import Markup
 from sqlalchemy import select
 
 from app.console import console_required, console_user
+from app.display import DECISION, TIP_STATUS, format_yuan, label, staff_names
 from app.errors import AppError, NotFound
 from app.extensions import db
 from app.geo.webmap import place_map, tips_map
@@ -20,9 +22,11 @@ from moderation.reasons import reasons_for_console
 
 bp = Blueprint("review_console", __name__, url_prefix="/console/review")
 REVIEWERS = ("moderator", "supervisor")
-ACTION_LABELS = {"approve": "受理", "reject": "驳回", "duplicate": "重复", "need_info": "补充材料"}
-STATUS_LABELS = {"received": "已接收", "checking": "自动检查中", "pending_review": "待审核", "accepted": "已受理",
-                 "rejected": "已驳回", "duplicate": "重复", "need_info": "待补充", "withdrawn": "已撤回"}
+# Who may read a tip (finance follows a payout to what it paid for); only reviewers act on it.
+READERS = (*REVIEWERS, "finance")
+# The buttons say the decision, the tip then shows the status it led to: display's one set of words.
+ACTION_LABELS = {a: DECISION[a] for a in ("approve", "reject", "duplicate", "need_info")}
+STATUS_LABELS = TIP_STATUS
 
 
 @bp.route("/")
@@ -55,7 +59,7 @@ def claim():
 
 
 @bp.route("/<int:tip_id>")
-@console_required(*REVIEWERS)
+@console_required(*READERS)
 def tip_page(tip_id):
     tip = db.session.get(Tip, tip_id)
     if tip is None:
@@ -72,7 +76,8 @@ def tip_page(tip_id):
         holder=_staff_names({tip.claimed_by}).get(tip.claimed_by) if tip.claimed_by else None,
         is_supervisor=me.has_role("supervisor"), moderators=moderators, reasons=reasons_for_console(),
         categories=list_categories(), departments=list_departments(), webmap=_tip_map(tip),
-        action_labels=ACTION_LABELS, status_labels=STATUS_LABELS)
+        action_labels=ACTION_LABELS, status_labels=STATUS_LABELS, outcome=tip_outcome(tip),
+        is_reviewer=me.has_role(*REVIEWERS))
 
 
 @bp.route("/<int:tip_id>/decision", methods=["POST"])
@@ -85,13 +90,61 @@ def decide(tip_id):
             "message": form.get(f"message_{action}") or form.get("message"),
             "department": form.get("department") or None, "duplicate_of": _duplicate_of(form)}
     try:
-        decisions.decide(tip_id, console_user(), body)
+        answer = decisions.decide(tip_id, console_user(), body)
     except AppError as exc:
         db.session.rollback()
         flash(f"{exc.message}（{_fields(exc)}）" if exc.fields else exc.message, "error")
         return redirect(url_for("review_console.tip_page", tip_id=tip_id))
-    flash(f"报料 #{tip_id} 已{ACTION_LABELS.get(action, action)}", "info")
+    flash(decision_message(answer["tip"], answer.get("hazard"), answer.get("reward")), "info")
     return redirect(url_for("review_console.queue_page"))
+
+
+def decision_message(tip: Tip, hazard: dict | None, reward: dict | None) -> Markup:
+    """Where the decision led: the tip's status, its ticket (joined or new) and its reward, with links."""
+    parts = [Markup('<a href="{}">报料 #{}</a>：{}').format(url_for("review_console.tip_page", tip_id=tip.id), tip.id,
+                                                          TIP_STATUS.get(tip.status, tip.status))]
+    if hazard:
+        parts.append(Markup('<a href="{}" class="ticket-link">工单 #{}</a>（{}）').format(
+            url_for("hazards_console.detail", hazard_id=hazard["id"]), hazard["id"],
+            "并入已有工单" if hazard.get("joined") else "新建工单"))
+    if tip.status == "accepted":
+        parts.append(Markup('<span class="reward">{}</span>').format(reward_words(reward)))
+    return Markup(" · ").join(parts)
+
+
+def reward_words(reward: dict | None) -> str:
+    """'奖励 ¥5.00（已预留）' or why there is none, in Chinese."""
+    if reward is None:
+        return "奖励：无（未设置奖励）"
+    if reward.get("status") == "not_granted":
+        return f"奖励：未发放（{reward.get('reason_label') or label('failure', reward.get('reason'))}）"
+    return f"奖励 {format_yuan(reward['amount_fen'])}（{label('reward_status', reward['status'])}）"
+
+
+def tip_outcome(tip: Tip) -> dict:
+    """The tip's ticket, reward and duplicate target, for the links on its page."""
+    from rewards.grants import describe
+    from rewards.models import Payout
+
+    payout = db.session.scalar(select(Payout).where(Payout.tip_id == tip.id))
+    return {"hazard_id": tip.hazard_id or tip.duplicate_of_hazard_id, "duplicate_of_tip_id": tip.duplicate_of_tip_id,
+            "payout": describe(payout) if payout is not None else None,
+            "reward_words": reward_words(describe(payout)) if payout is not None else None}
+
+
+@bp.route("/residents/<int:resident_id>")
+@console_required(*READERS)
+def resident_page(resident_id):
+    """A reporter's history: every tip, its ticket and its reward (the resident is an id, never an openid)."""
+    from rewards.grants import describe
+    from rewards.models import Payout
+
+    tips = db.session.scalars(select(Tip).where(Tip.resident_id == resident_id).order_by(Tip.id.desc()).limit(200)).all()
+    if not tips:
+        raise NotFound("该报料人没有报料")
+    payouts = {p.tip_id: describe(p) for p in db.session.scalars(select(Payout).where(Payout.resident_id == resident_id))}
+    return render_template("console/resident.html", resident_id=resident_id, tips=tips,
+                           rewards={t: reward_words(p) for t, p in payouts.items()}, payouts=payouts)
 
 
 @bp.route("/<int:tip_id>/release", methods=["POST"])
@@ -150,10 +203,7 @@ def _fields(exc) -> str:
 
 
 def _staff_names(ids) -> dict:
-    ids = {i for i in ids if i}
-    if not ids:
-        return {}
-    return dict(db.session.execute(select(StaffUser.id, StaffUser.username).where(StaffUser.id.in_(ids))).all())
+    return staff_names(ids)
 
 
 def _tip_map(tip: Tip) -> dict:

@@ -25,7 +25,7 @@ from moderation.reasons import check_reason
 
 ACTIONS = ("approve", "reject", "duplicate", "need_info")
 TO_STATUS = {"approve": "accepted", "reject": "rejected", "duplicate": "duplicate", "need_info": "need_info"}
-NOTE_ACCEPTED = "报料已受理，已转交相关部门处理"
+NOTE_ACCEPTED = "报料已采纳，已转交相关部门处理"
 NOTE_DUPLICATE = "该隐患已有人报料，您的报料已合并到同一工单处理，感谢您的关注"
 NOTE_REOPENED = "审核结果已撤销，报料重新进入人工审核"
 

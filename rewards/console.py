@@ -15,7 +15,7 @@ from app.extensions import db
 from app.queue import enqueue_after_commit
 from rewards import finance
 from rewards.clock import shanghai_day
-from rewards.models import PAYOUT_STATUSES, FinanceRequest, ReconciliationException, ReconciliationRun
+from rewards.models import PAYOUT_STATUSES, FinanceRequest, Payout, ReconciliationException, ReconciliationRun
 from rewards.reconciliation import (EXCEPTION_LABELS, default_bill_date, error_label, resolve_exception,
                                    start_run)
 
@@ -28,6 +28,16 @@ def _day(name):
         return date.fromisoformat(value) if value else None
     except ValueError:
         return None
+
+
+def reason_label(code: str | None) -> str:
+    """Why a reward was not granted, or why a packet waits for a person: in Chinese."""
+    from app.display import failure_label
+    from rewards.policy import NOT_GRANTED_LABELS
+
+    if not code:
+        return ""
+    return NOT_GRANTED_LABELS.get(code) or failure_label(code)
 
 
 def _run(action, success, target):
@@ -56,7 +66,29 @@ def overview():
     from rewards.policy import active_policy
 
     return render_template("finance/overview.html", data=data, peak=peak, requests=list(requests_),
-                           policy=active_policy(), me=console_user())
+                           policy=active_policy(), me=console_user(), setting_words=_setting_words)
+
+
+# A rules request as finance reads it: each setting's name, amounts in 元.
+SETTING_NAMES = {"trigger": "发放时机", "resident_day_count": "每人每日个数", "resident_month_count": "每人每月个数",
+                 "resident_day_fen": "每人每日金额", "resident_month_fen": "每人每月金额", "program_day_fen": "全市每日金额",
+                 "program_month_fen": "全市每月金额", "amounts": "奖励金额"}
+TRIGGER_NAMES = {"approval": "审核通过即发", "verification": "部门核查后发"}
+
+
+def _setting_words(settings: dict) -> str:
+    from app.display import format_yuan
+
+    words = []
+    for key, value in (settings or {}).items():
+        if key.endswith("_fen") and isinstance(value, int):
+            value = format_yuan(value)
+        elif key == "trigger":
+            value = TRIGGER_NAMES.get(value, value)
+        elif isinstance(value, (dict, list)):
+            value = "（已修改）"
+        words.append(f"{SETTING_NAMES.get(key, key)} {value}")
+    return "；".join(words)
 
 
 @bp.post("/requests")
@@ -110,11 +142,15 @@ def payouts():
     end = _day("to") or shanghai_day()
     start = _day("from") or end.replace(day=1)
     items, next_cursor = finance.list_payouts(status, start, end, request.args.get("cursor"), 50)
+    tip_id = request.args.get("tip", type=int)
+    if tip_id:  # followed from a tip's page: that tip's payout, whatever its date
+        items, next_cursor = [finance.payout_row(p) for p in
+                              db.session.scalars(select(Payout).where(Payout.tip_id == tip_id))], None
     review, _ = finance.list_payouts("manual_review", None, None, None, 100)
     filters = {k: v for k, v in (("status", status), ("from", start.isoformat()), ("to", end.isoformat())) if v}
     return render_template("finance/payouts.html", items=items, next_cursor=next_cursor, review=review,
                            statuses=PAYOUT_STATUSES, labels=finance.STATUS_LABELS, status=status,
-                           start=start.isoformat(), end=end.isoformat(), filters=filters)
+                           start=start.isoformat(), end=end.isoformat(), filters=filters, reason_label=reason_label)
 
 
 @bp.post("/payouts/<int:payout_id>")

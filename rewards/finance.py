@@ -12,6 +12,7 @@ from app.display import business_day, day_bounds_utc
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.extensions import db, wechat
 from app.models.base import utcnow
+from app.display import REWARD_STATUS
 from app.wechat import PayOutcome
 from rewards import ledger, payouts
 from rewards.budget import check_period
@@ -19,9 +20,7 @@ from rewards.models import FinanceRequest, LedgerEntry, LedgerTransaction, Payou
 from rewards.policy import active_policy, validate_policy
 
 FLOW_KINDS = ("reserve", "sent", "claimed", "refunded", "failed")
-STATUS_LABELS = {"awaiting_verification": "待核查后发放", "not_granted": "未发放", "reserved": "已预留",
-                 "sending": "发放中", "sent": "待领取", "claimed": "已领取", "refunded": "已退回",
-                 "failed": "发放失败", "manual_review": "待人工核对"}
+STATUS_LABELS = REWARD_STATUS  # one set of words with the residents' API and the console
 
 
 def fen_from_yuan(text: str | None, field: str) -> int | None:

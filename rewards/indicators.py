@@ -33,4 +33,4 @@ def register_indicators() -> None:
 
     register_indicator(Indicator("payouts_stuck", "红包卡住/待人工处理", "Payouts stuck in a state too long, "
                                  "and those waiting in manual review, per status", count_stuck_payouts,
-                                 label="status", alert_above=0))
+                                 label="status", alert_above=0, label_kind="reward_status"))

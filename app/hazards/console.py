@@ -16,6 +16,8 @@ from app.hazards.queries import department_ticket, get_hazard, list_hazards, lis
 
 bp = Blueprint("hazards_console", __name__, url_prefix="/console/hazards")
 WORKERS = ("department", "supervisor")
+# Who may read a ticket followed from a tip or a payout (no moves offered to them).
+READERS = (*WORKERS, "moderator", "finance")
 
 # The buttons a page offers for a move: label, and whether it asks for a note / a department / photos.
 MOVE_FORMS = {
@@ -35,7 +37,7 @@ def _list_page(title, rows, next_cursor=None, **extra):
 
     names = {c.code: c.name for c in list_categories(active=None)}
     context = {"status": None, "statuses": (), "departments": [], "department": None, "view": "list",
-               "webmap": None, **extra}
+               "webmap": None, "grid_choices": [], **extra}
     return render_template("console/hazards/list.html", title=title, rows=rows, next_cursor=next_cursor,
                            labels=STATUS_LABELS, status_label=status_label, category_names=names, **context)
 
@@ -44,7 +46,9 @@ def _scope(user) -> str | None:
     """Supervisors see every department; department staff only their own."""
     if user.has_role("supervisor"):
         return None
-    return user.department_code or "-"
+    if user.has_role("department"):
+        return user.department_code or "-"
+    return None  # moderators and finance read any ticket (READERS), without moves
 
 
 @bp.get("/")
@@ -53,12 +57,14 @@ def index():
     user = console_user()
     status = request.args.get("status") or "open"
     department = _scope(user) or (request.args.get("department") or None)
-    rows, next_cursor = list_hazards(department=department, status=status, grid=request.args.get("grid") or None,
+    grid = _grid_code(request.args.get("grid"))
+    rows, next_cursor = list_hazards(department=department, status=status, grid=grid,
                                      cursor=request.args.get("cursor") or None, limit=50)
     view = "map" if request.args.get("view") == "map" else "list"
     webmap = _tickets_map(department, status, request.args.get("grid") or None) if view == "map" else None
     return _list_page("工单", rows, next_cursor, status=status, statuses=HAZARD_STATUSES, department=department,
-                      departments=list_departments() if _scope(user) is None else [], view=view, webmap=webmap)
+                      departments=list_departments() if _scope(user) is None else [], view=view, webmap=webmap,
+                      grid_choices=_grid_choices())
 
 
 MAP_LIMIT = 1000  # tickets on one map: the city's open tickets on a normal day, newest first
@@ -79,6 +85,28 @@ def _tickets_map(department, status, grid) -> dict:
                        detail_url=lambda hazard_id: url_for(".detail", hazard_id=hazard_id))
 
 
+def _grid_code(text: str | None) -> str | None:
+    """The grid filter takes what people type: a grid's Chinese name (as listed) or its code."""
+    from app.display import labels
+
+    text = (text or "").strip()
+    if not text:
+        return None
+    by_name = {name: code for code, name in labels("grid").items()}
+    return by_name.get(text) or next((code for name, code in by_name.items() if name.startswith(text)), text)
+
+
+def _grid_choices() -> list[str]:
+    """Names of the grids that have tickets, for the filter's suggestions."""
+    from sqlalchemy import select
+
+    from app.display import label
+    from app.hazards.models import Hazard
+
+    codes = db.session.scalars(select(Hazard.grid_code).where(Hazard.grid_code.is_not(None)).distinct()).all()
+    return sorted(label("grid", code) for code in codes)
+
+
 @bp.get("/returned")
 @console_required("supervisor")
 def returned():
@@ -93,7 +121,7 @@ def overdue():
 
 
 @bp.get("/<int:hazard_id>")
-@console_required(*WORKERS)
+@console_required(*READERS)
 def detail(hazard_id):
     user = console_user()
     try:
@@ -101,7 +129,7 @@ def detail(hazard_id):
     except NotFound as exc:
         return render_template("console/error.html", message=exc.message), 404
     view = staff_ticket(hazard) if _scope(user) is None else department_ticket(hazard)
-    moves = [m for m in view["allowed"] if _may_offer(user, hazard.status, m)]
+    moves = [m for m in view["allowed"] if user.has_role(*WORKERS) and _may_offer(user, hazard.status, m)]
     webmap = place_map(hazard.lat, hazard.lng, grid_id=hazard.grid_id, address=hazard.address,
                        title=f"工单 #{hazard.id}")
     return render_template("console/hazards/detail.html", ticket=view, moves=moves, forms=MOVE_FORMS,

@@ -29,9 +29,9 @@ def register_indicators() -> None:
     from app.ops import Indicator, register_indicator
 
     register_indicator(Indicator("hazards_open", "未结案工单（按状态）", "Open hazard tickets, per status",
-                                 open_tickets_by_status, label="status"))
+                                 open_tickets_by_status, label="status", label_kind="ticket_status"))
     register_indicator(Indicator("hazards_overdue", "超时工单", "Open hazard tickets past their SLA deadline",
                                  overdue_tickets, alert_above=0))
-    register_indicator(Indicator("webhook_deliveries_failing", "Webhook 投递失败（重试中）",
+    register_indicator(Indicator("webhook_deliveries_failing", "推送网格系统失败（重试中）",
                                  "Webhook deliveries whose last attempt failed (being retried)",
                                  failing_webhook_deliveries, alert_above=0))

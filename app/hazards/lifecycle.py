@@ -19,22 +19,14 @@ from typing import Callable
 from sqlalchemy import update
 
 from app.audit import record_audit
+from app.display import TICKET_STATUS
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.extensions import db
 from app.hazards.models import Hazard, HazardEvent
 from app.models.base import utcnow
 
-STATUS_LABELS = {
-    "reported": "已上报",
-    "dispatched": "已分拨",
-    "accepted": "已受理",
-    "handling": "处置中",
-    "resolved": "已处置",
-    "verified": "已核查",
-    "closed": "已结案",
-    "returned": "已退回",
-    "reopened": "重新处置",
-}
+STATUS_LABELS = {s: TICKET_STATUS[s] for s in ("reported", "dispatched", "accepted", "handling", "resolved",
+                                            "verified", "closed", "returned", "reopened")}
 
 DEPARTMENT, SUPERVISOR = "department", "supervisor"
 # (from, to) -> who may make the move. Supervisors (and the system) may make every move.

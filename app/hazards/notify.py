@@ -11,7 +11,7 @@ import logging
 
 from sqlalchemy import select, update
 
-from app.display import format_time
+from app.display import TICKET_STATUS, TIP_STATUS, format_time
 from app.extensions import db
 from app.hazards.models import Hazard, HazardNotice
 from app.models.base import utcnow
@@ -25,10 +25,11 @@ TOPIC = "hazard.notify"
 register_topic(TOPIC, "notify", "app.hazards.notify.send_notice")
 
 # kind -> (template purpose in WECHAT_SUBSCRIBE_TEMPLATES, the result phrase, the remark)
+# The phrases are display's status words, so the message says what the API's status_label says.
 NOTICES = {
-    "accepted": ("tip_result", "已受理", "您的报料已通过审核，已转交处置"),
-    "resolved": ("hazard_closed", "已处置", "部门已处置完毕，等待核查"),
-    "closed": ("hazard_closed", "已结案", "隐患已结案，感谢您的报料"),
+    "accepted": ("tip_result", TIP_STATUS["accepted"], "您的报料已通过审核，已转交处置"),
+    "resolved": ("hazard_closed", TICKET_STATUS["resolved"], "部门已处置完毕，等待核查"),
+    "closed": ("hazard_closed", TICKET_STATUS["closed"], "隐患已结案，感谢您的报料"),
 }
 
 

@@ -138,8 +138,11 @@ def staff_ticket(hazard: Hazard, *, with_history: bool = True) -> dict:
 def history(hazard_id: int) -> list[dict]:
     events = db.session.scalars(select(HazardEvent).where(HazardEvent.hazard_id == hazard_id)
                                 .order_by(HazardEvent.id)).all()
+    from app.display import actor_name
+
     return [{"id": e.uid, "kind": e.kind, "from_status": e.from_status, "to_status": e.to_status,
-             "actor_type": e.actor_type, "department": e.department_code, "note": e.note,
+             "actor_type": e.actor_type, "department": e.department_code,
+             "actor_name": actor_name(e.actor_type, e.actor_id, e.department_code), "note": e.note,
              "photo_ids": list(e.photo_ids or []), "at": iso(e.at)} for e in events]
 
 

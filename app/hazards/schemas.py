@@ -44,6 +44,7 @@ class HistorySchema(Schema):
     to_status = fields.String(allow_none=True)
     actor_type = fields.String()
     department = fields.String(allow_none=True)
+    actor_name = fields.String(metadata={"description": "谁做的：工作人员姓名、部门名称或“系统”"})
     note = fields.String(allow_none=True)
     photo_ids = fields.List(fields.Integer())
     at = fields.String()

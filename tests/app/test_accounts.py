@@ -12,6 +12,16 @@ def test_staff_create_command_hashes_the_password(flask_cli, db):
     assert user.role_names == ["moderator"]
     assert user.password_hash.startswith("$argon2id$")
     assert "correct-horse" not in user.password_hash
+    assert user.display_name == "mod1"  # no --name: the console shows the username
+
+
+def test_staff_create_takes_the_display_name(flask_cli, db):
+    from app.display import staff_name
+
+    flask_cli("staff", "create", "--username", "zhang3", "--password", "correct-horse", "--role", "finance",
+              "--name", "张三")
+    user = db.session.query(StaffUser).filter_by(username="zhang3").one()
+    assert user.display_name == "张三" and staff_name(user.id) == "张三"
 
 
 def test_staff_create_rejects_bad_input(flask_cli, db):

@@ -128,7 +128,7 @@ def test_round_trip_through_the_department_api_to_closed_shows_on_the_timeline(h
     # the reporter was told three times: accepted, resolved, closed (subscribe messages via the gateway)
     sent = [m for m in wechat_sandbox.messages() if m["openid"] == openid]
     assert len(sent) == 3, sent
-    assert [m["data"]["phrase2"]["value"] for m in sent] == ["已受理", "已处置", "已结案"]
+    assert [m["data"]["phrase2"]["value"] for m in sent] == ["已采纳", "已处置", "已结案"]
     steps = [status for status, _ in hz.timeline(tip.id)]
     assert steps[-6:] == ["hazard_dispatched", "hazard_accepted", "hazard_handling", "hazard_resolved",
                           "hazard_verified", "hazard_closed"]

@@ -40,8 +40,8 @@ def test_accepted_resolved_and_closed_reach_every_valid_reporter(hz, sandbox_app
     by_openid = {}
     for m in messages:
         by_openid.setdefault(m["openid"], []).append(m["data"]["phrase2"]["value"])
-    assert by_openid[openids[first.id]] == ["已受理", "已处置", "已结案"]
-    assert by_openid[openids[second.id]] == ["已受理", "已处置", "已结案"]
+    assert by_openid[openids[first.id]] == ["已采纳", "已处置", "已结案"]
+    assert by_openid[openids[second.id]] == ["已采纳", "已处置", "已结案"]
     assert openids[dup.id] not in by_openid  # a duplicate earns no messages
     resolved = next(m for m in messages if m["data"]["phrase2"]["value"] == "已处置")
     assert resolved["data"]["thing3"]["value"] == "已清理安全出口"

@@ -47,6 +47,7 @@ def test_detail_has_photos_timeline_and_empty_outcomes(login):
     detail = resident.get(f"/tips/{tip_id}").get_json()
     assert detail["status"] == "pending_review" and detail["category_name"]
     assert [e["status"] for e in detail["timeline"]] == ["received", "pending_review"]  # internal hidden
+    assert [e["status_label"] for e in detail["timeline"]] == ["已提交", "待审核"]  # the console's words
     assert all(e["at"].endswith("+00:00") for e in detail["timeline"])
     assert detail["duplicate_of"] is None and detail["hazard"] is None and detail["reward"] is None
     photo = detail["photos"][0]
@@ -81,9 +82,10 @@ def test_detail_and_rewards_show_the_reward_from_the_rewards_area(login):
     db.session.commit()
     detail = resident.get(f"/tips/{tip_id}").get_json()
     assert detail["reward"]["amount_fen"] == 10000 and detail["reward"]["status"] == "sent"
+    assert detail["reward"]["status_label"] == "待领取"
     rewards = resident.get("/rewards").get_json()
-    assert [(r["tip_id"], r["amount_fen"], r["package"]) for r in rewards["items"]] == [
-        (tip_id, 10000, "sendminiprogramhb-package")]
+    assert [(r["tip_id"], r["amount_fen"], r["package"], r["status_label"]) for r in rewards["items"]] == [
+        (tip_id, 10000, "sendminiprogramhb-package", "待领取")]
     assert rewards["next"] is None
     assert [r["package"] for r in other.get("/rewards").get_json()["items"]] == [None]
 

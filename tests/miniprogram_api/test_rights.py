@@ -135,7 +135,7 @@ def test_export_holds_everything_about_the_caller_and_nothing_of_others(mp_app, 
     assert [p["id"] for p in data["photos_not_in_tips"]] == [loose]
     assert [(r["id"], r["status"], r["amount_fen"]) for r in data["rewards"]] == \
         [(reward["id"], "sent", reward["amount_fen"])]
-    assert [(m["kind"], m["status"], m["title"]) for m in data["messages"]] == [("accepted", "sent", "已受理")]
+    assert [(m["kind"], m["status"], m["title"]) for m in data["messages"]] == [("accepted", "sent", "已采纳")]
     assert "鲍勃" not in str(data) and bob.openid not in str(data)
 
     assert mp_client.get("/api/mp/v1/me/export").status_code == 401

@@ -76,7 +76,7 @@ def test_moderator_approves_and_rejects_with_the_keyboard(live_console, wechat_s
             expect(page.locator("#tip-status")).to_have_attribute("data-status", "pending_review")
             page.keyboard.press("3")
             page.keyboard.press("a")  # approve
-            expect(page.locator(".flash")).to_contain_text(f"报料 #{first} 已受理")
+            expect(page.locator(".flash")).to_contain_text(f"报料 #{first}：已采纳")
 
             page.keyboard.press("n")
             page.wait_for_url(f"**/console/review/{second}")
@@ -85,7 +85,7 @@ def test_moderator_approves_and_rejects_with_the_keyboard(live_console, wechat_s
             expect(page.locator("#panel-reject")).to_be_visible()
             page.select_option("#reason-reject", "unclear_photo")
             page.keyboard.press("Enter")
-            expect(page.locator(".flash")).to_contain_text(f"报料 #{second} 已驳回")
+            expect(page.locator(".flash")).to_contain_text(f"报料 #{second}：未采纳")
             expect(page.locator("#queue-empty")).to_be_visible()
         finally:
             browser.close()
