@@ -24,12 +24,17 @@ from app.models.resident import Resident
 DEMO_OPENID_PREFIX = "demo-resident-"
 STAFF_PASSWORD = "renrenpai-demo"
 
-# Points in several towns (WGS-84), each a street corner or a block of flats.
+# Points in several towns (WGS-84), each a street corner or a block of flats, with the address a
+# resident's phone would fill in (wx.chooseLocation gives one).
 PLACES = [
-    (23.0205, 113.7518), (23.0148, 113.7362), (23.0431, 113.7496), (23.0498, 113.7203),
-    (23.1102, 113.8712), (22.8204, 113.6741), (22.8105, 113.8021), (22.9812, 114.0003),
-    (22.9206, 113.8843), (22.9448, 113.6702), (22.9915, 113.8824), (22.9408, 113.9411),
-    (23.0951, 113.8005), (23.0712, 113.8702), (22.8012, 114.0713), (22.7421, 114.1412),
+    (23.0205, 113.7518, "东莞市南城街道鸿福路106号"), (23.0148, 113.7362, "东莞市南城街道宏图路38号"),
+    (23.0431, 113.7496, "东莞市莞城街道可园北路12号"), (23.0498, 113.7203, "东莞市万江街道万道路201号"),
+    (23.1102, 113.8712, "东莞市石龙镇中山东路56号"), (22.8204, 113.6741, "东莞市虎门镇连升中路88号"),
+    (22.8105, 113.8021, "东莞市长安镇长青南路15号"), (22.9812, 114.0003, "东莞市常平镇常平大道320号"),
+    (22.9206, 113.8843, "东莞市松山湖新竹路4号"), (22.9448, 113.6702, "东莞市厚街镇康乐南路27号"),
+    (22.9915, 113.8824, "东莞市寮步镇香市路63号"), (22.9408, 113.9411, "东莞市大朗镇美景中路9号"),
+    (23.0951, 113.8005, "东莞市石碣镇崇焕中路45号"), (23.0712, 113.8702, "东莞市茶山镇茶山大道112号"),
+    (22.8012, 114.0713, "东莞市塘厦镇花园街18号"), (22.7421, 114.1412, "东莞市凤岗镇凤深大道76号"),
 ]
 
 
@@ -136,7 +141,7 @@ class DemoClient:
                                data={"file": (io.BytesIO(p), "photo.jpg", "image/jpeg")},
                                content_type="multipart/form-data")["id"] for p in photos]
         body = {"category": story.category, "description": story.text, "photo_ids": photo_ids,
-                "location": {"lat": place[0], "lng": place[1], "coord": "wgs84"}}
+                "location": {"lat": place[0], "lng": place[1], "coord": "wgs84", "address": place[2]}}
         return self.call("POST", "/api/mp/v1/tips", token=token, json=body, expect=(201,),
                          headers={"Idempotency-Key": str(uuid.uuid4())})["id"]
 
@@ -214,7 +219,7 @@ class DemoRun:
             seed = 1000 + n
             if story.fate == "duplicate":
                 original = next(t for t, s in self.tips.items() if s.category == story.category and s.fate == "approve")
-                place = (PLACES[0][0] + 0.0001, PLACES[0][1] + 0.0001)
+                place = (PLACES[0][0] + 0.0001, PLACES[0][1] + 0.0001, PLACES[0][2])
                 photos = [recompress_photo(make_demo_photo(self.seed[original]))]
             else:
                 place, photos = PLACES[n % len(PLACES)], [make_demo_photo(seed), make_demo_photo(seed + 5000)]

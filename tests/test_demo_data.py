@@ -32,6 +32,10 @@ def test_demo_tips_cover_every_state_and_load_once(sandbox_app, reference_data, 
         assert payouts.get(status), payouts
     flagged = db.session.scalar(select(func.count()).select_from(Tip).where(Tip.flagged.is_(True)))
     assert flagged >= 1
+    # every ticket has the address its resident gave, for the console's map caption
+    no_address = db.session.scalar(select(func.count()).select_from(Hazard).where(
+        func.coalesce(Hazard.address, "") == ""))
+    assert no_address == 0 and db.session.scalar(select(func.count()).select_from(Tip).where(Tip.address.is_(None))) == 0
 
     total = sum(tips.values())
     assert "already loaded" in seed_demo_tips()

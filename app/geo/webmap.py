@@ -88,7 +88,8 @@ def tickets_map(hazards, *, category_names: dict, status_labels: dict, detail_ur
     legend = [{"status": s, "label": status_labels.get(s, s), "colour": STATUS_COLOURS.get(s, POINT_COLOUR),
                "count": sum(1 for p in points if p["status"] == s)}
               for s in sorted(shown, key=lambda s: order.index(s) if s in order else len(order))]
-    return {"data": _payload([], points, focus="all"), "legend": legend, "count": len(points)}
+    return {"data": _payload([_city_outline()], points, focus="all", towns=True), "legend": legend,
+            "count": len(points)}
 
 
 def tips_map(tips, *, category_names: dict, detail_url) -> dict:
@@ -101,7 +102,8 @@ def tips_map(tips, *, category_names: dict, detail_url) -> dict:
               for t in tips]
     legend = [{"status": "pending", "label": "待审核", "colour": "#1f77b4"},
               {"status": "flagged", "label": "需注意", "colour": "#ff7f0e"}]
-    return {"data": _payload([_grid_feature(g, main=True) for g in grids], points, focus="all"),
+    return {"data": _payload([_city_outline()] + [_grid_feature(g, main=True) for g in grids], points, focus="all",
+                             towns=True),
             "legend": legend, "count": len(points)}
 
 
@@ -115,6 +117,14 @@ def _grid_feature(grid: Grid, main: bool = False) -> dict:
             "properties": {"label": f"{grid.name} · {grid.town.name}", "main": main}}
 
 
+def _city_outline() -> dict:
+    """The city's outline (app/geo/dongguan.py, approximate): the frame of an overview map."""
+    from app.geo.dongguan import OUTLINE
+
+    return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in OUTLINE]]},
+            "properties": {"label": "东莞市", "main": False, "frame": True}}
+
+
 def _neighbours(grid: Grid) -> list[Grid]:
     """Grids whose boxes touch this grid's box grown by half its size (a bounding-box test is enough)."""
     d_lat, d_lng = (grid.max_lat - grid.min_lat) / 2, (grid.max_lng - grid.min_lng) / 2
@@ -125,13 +135,18 @@ def _neighbours(grid: Grid) -> list[Grid]:
     return list(db.session.scalars(query).unique())
 
 
-def _payload(grids: list[dict], points: list[dict], *, focus: str) -> dict:
-    """The JSON map.js reads, in the datum of the configured tiles."""
+def _payload(grids: list[dict], points: list[dict], *, focus: str, towns: bool = False) -> dict:
+    """The JSON map.js reads, in the datum of the configured tiles. `towns`: the 镇街 names at their
+    centres, drawn only without tiles (tiles carry their own names)."""
+    from app.geo.dongguan import TOWNS
+
     tiles = tile_settings()
+    labels = [{"label": name, "lat": lat, "lng": lng} for _code, name, lat, lng in TOWNS] if towns else []
     if current_app.config.get("MAP_TILE_COORD") == "gcj02" and tiles and tiles.get("layers"):
         grids = [_shift_feature(f) for f in grids]
-        points = [{**p, **dict(zip(("lat", "lng"), wgs84_to_gcj02(p["lat"], p["lng"])))} for p in points]
-    return {"tiles": tiles, "grids": grids, "points": points, "focus": focus}
+        points, labels = ([{**p, **dict(zip(("lat", "lng"), wgs84_to_gcj02(p["lat"], p["lng"])))} for p in items]
+                          for items in (points, labels))
+    return {"tiles": tiles, "grids": grids, "points": points, "labels": labels, "focus": focus}
 
 
 def _shift_feature(feature: dict) -> dict:
