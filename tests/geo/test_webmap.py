@@ -10,7 +10,8 @@ from app.geo.webmap import amap_marker_url, tile_settings
 
 PRODUCTION = {"APP_ENV": "production", "SECRET_KEY": "k" * 40, "DATABASE_URL": "postgresql://x/y",
               "REDIS_URL": "redis://x", "WECHAT_APPID": "wx1", "WECHAT_SECRET": "s", "WECHAT_MCH_ID": "1",
-              "WECHAT_PAY_KEY": "p", "WECHAT_PUSH_TOKEN": "t", "WECHAT_PUSH_AES_KEY": "a" * 43}
+              "WECHAT_PAY_KEY": "p", "WECHAT_PUSH_TOKEN": "t", "WECHAT_PUSH_AES_KEY": "a" * 43,
+              "METRICS_TOKEN": "m" * 32}
 SHENZHEN_WGS, SHENZHEN_GCJ = (22.543847, 113.912316), (22.540796131694766, 113.9171764808363)
 
 
