@@ -61,7 +61,7 @@ def index():
     rows, next_cursor = list_hazards(department=department, status=status, grid=grid,
                                      cursor=request.args.get("cursor") or None, limit=50)
     view = "map" if request.args.get("view") == "map" else "list"
-    webmap = _tickets_map(department, status, request.args.get("grid") or None) if view == "map" else None
+    webmap = _tickets_map(department, status, grid) if view == "map" else None
     return _list_page("工单", rows, next_cursor, status=status, statuses=HAZARD_STATUSES, department=department,
                       departments=list_departments() if _scope(user) is None else [], view=view, webmap=webmap,
                       grid_choices=_grid_choices())

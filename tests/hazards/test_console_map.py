@@ -74,7 +74,9 @@ def test_a_ticket_page_shows_its_point_grid_address_and_a_gcj02_navigation_link(
     assert "报料人未填写地址" in blank
 
 
-def test_the_tickets_map_view_colours_open_tickets_by_status(places):
+def test_the_tickets_map_view_colours_open_tickets_by_status(places, hz):
+    from app.geo.models import Grid
+
     client = places["client"]
     page = client.get("/console/hazards/?view=map").get_data(as_text=True)
     (data,) = map_data(page)
@@ -96,6 +98,9 @@ def test_the_tickets_map_view_colours_open_tickets_by_status(places):
     assert [p["status"] for p in only["points"]] == ["handling"]
     closed = map_data(client.get("/console/hazards/?view=map&status=closed").get_data(as_text=True))[0]
     assert closed["points"] == []
+    grid = hz.db.session.get(Grid, hz.db.session.get(Hazard, places["tickets"][1]).grid_id)
+    by_name = map_data(client.get(f"/console/hazards/?view=map&grid={grid.name}").get_data(as_text=True))[0]
+    assert [p["href"] for p in by_name["points"]] == [f"/console/hazards/{places['tickets'][1]}"]
 
 
 def test_the_review_queue_and_a_tip_show_the_tip_in_its_grid(places):

@@ -25,6 +25,7 @@
     var tiles = data.tiles;
     var map = L.map(el, { scrollWheelZoom: false, attributionControl: !!(tiles && tiles.layers.length) });
     map.attributionControl && map.attributionControl.setPrefix(false);
+    map.createPane("points").style.zIndex = 620;  // points above the 镇街 names (markerPane, 600)
     if (tiles && tiles.layers.length) {
       tiles.layers.forEach(function (url) {
         L.tileLayer(url, { subdomains: tiles.subdomains, maxZoom: 18, attribution: tiles.attribution }).addTo(map);
@@ -59,7 +60,7 @@
     });
     (data.points || []).forEach(function (point, i) {
       var marker = L.circleMarker([point.lat, point.lng], {
-        radius: point.radius || 7, color: "#ffffff", weight: 2, fillColor: point.colour, fillOpacity: 1
+        radius: point.radius || 7, color: "#ffffff", weight: 2, fillColor: point.colour, fillOpacity: 1, pane: "points"
       });
       marker.bindTooltip(point.label);
       if (point.href || (point.lines && point.lines.length)) marker.bindPopup(popup(point));
