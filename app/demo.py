@@ -151,6 +151,7 @@ def _print_welcome(port, sandbox_port):
         "人人拍 is running on the embedded default (SQLite + embedded Redis + WeChat sandbox).",
         f"  staff console     {base}/console/",
         f"  residents' API    {base}/api/mp/v1   (OpenAPI: {base}/api/openapi.json)",
+        f"  phone page        http://127.0.0.1:{sandbox_port}/__sandbox__/phone/   (a resident, as the mini-program)",
         f"  WeChat sandbox    http://127.0.0.1:{sandbox_port}/__sandbox__/redpacks",
         f"  metrics           {base}/metrics   (open in the demo; production wants METRICS_TOKEN)",
         f"  demo logins (password {DEMO_PASSWORD}):",

@@ -86,6 +86,14 @@ def test_demo_runs_everything_stops_everything_and_keeps_its_data(tmp_path):
                                 timeout=10)
         assert claimed.status_code == 200 and claimed.json()["status"] == "pending_review"
         assert requests.get(f"http://127.0.0.1:{sandbox_port}/__sandbox__/redpacks", timeout=10).json()["items"]
+        # the phone page, printed beside the console, reaches the app: a demo resident sees their tips
+        phone = f"http://127.0.0.1:{sandbox_port}/__sandbox__/phone/"
+        assert phone in text and "人人拍" in requests.get(phone, timeout=10).text
+        code = requests.post(f"http://127.0.0.1:{sandbox_port}/__sandbox__/codes", json={"openid": "demo-resident-01"},
+                             timeout=10).json()["code"]
+        resident = requests.post(phone + "api/auth/login", json={"code": code}, timeout=10).json()["token"]
+        assert requests.get(phone + "api/tips", headers={"Authorization": f"Bearer {resident}"},
+                            timeout=10).json()["items"]
     finally:
         if proc.poll() is None:
             _stop(proc)

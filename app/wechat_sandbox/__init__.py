@@ -27,7 +27,9 @@ ENV_KEYS = ("WECHAT_APPID", "WECHAT_SECRET", "WECHAT_MCH_ID", "WECHAT_PAY_KEY", 
             "SANDBOX_FAULT_SLEEP", "SANDBOX_TOKEN_TTL", "SANDBOX_PUSH_DELAY", "SANDBOX_PAY_RATE_LIMIT",
             "SANDBOX_MERCHANT_DAY_FEN",
             # HTTPS, and WeChat Pay's client-certificate check when a CA for merchant certificates is given
-            "SANDBOX_TLS_CERT", "SANDBOX_TLS_KEY", "SANDBOX_CLIENT_CA")
+            "SANDBOX_TLS_CERT", "SANDBOX_TLS_KEY", "SANDBOX_CLIENT_CA",
+            # the app's address, where the phone page's residents' API calls go
+            "PUBLIC_BASE_URL")
 
 
 def sandbox_settings(config: dict | None = None, env=None) -> dict:
@@ -47,7 +49,7 @@ def sandbox_settings(config: dict | None = None, env=None) -> dict:
 
 
 def create_sandbox_app(config: dict | None = None) -> Flask:
-    from app.wechat_sandbox import client, control, mp, pay
+    from app.wechat_sandbox import client, control, mp, pay, phone
 
     app = Flask("wechat_sandbox")
     app.config.update(sandbox_settings(config))
@@ -56,4 +58,5 @@ def create_sandbox_app(config: dict | None = None) -> Flask:
     app.register_blueprint(pay.bp)
     app.register_blueprint(control.bp)
     app.register_blueprint(client.bp)
+    app.register_blueprint(phone.bp)
     return app

@@ -8,7 +8,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 SHARED = ("WECHAT_APPID", "WECHAT_SECRET", "WECHAT_MCH_ID", "WECHAT_PAY_KEY", "WECHAT_PUSH_URL",
-          "WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY")
+          "WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY", "PUBLIC_BASE_URL")
 
 
 @click.command("wechat-sandbox")

@@ -163,9 +163,9 @@ def repush(trace_id):
 
 
 # Runtime settings (wiped by /reset): where and how media-check results are pushed, the merchant
-# balance, a delay on cgi-bin/token, and WeChat's pay call rate per merchant.
+# balance, a delay on cgi-bin/token, WeChat's pay call rate per merchant, and the app the phone page talks to.
 RUNTIME = {"push_url": str, "push_format": str, "push_token": str, "push_aes_key": str, "balance_fen": int,
-           "token_delay": (int, float), "pay_rate_limit": int, "merchant_day_fen": int}
+           "token_delay": (int, float), "pay_rate_limit": int, "merchant_day_fen": int, "app_url": str}
 
 
 @bp.post("/config")
@@ -173,7 +173,8 @@ def set_config():
     """push_url / push_format ("json"|"xml") / push_token / push_aes_key ("" = plaintext mode) override
     the WECHAT_PUSH_* settings; balance_fen is the merchant account; token_delay (s) slows cgi-bin/token;
     pay_rate_limit is the calls per second per merchant (0 = unlimited); merchant_day_fen is the
-    merchant's daily total (SENDAMOUNT_LIMIT beyond it; default SANDBOX_MERCHANT_DAY_FEN, ¥1,000,000)."""
+    merchant's daily total (SENDAMOUNT_LIMIT beyond it; default SANDBOX_MERCHANT_DAY_FEN, ¥1,000,000);
+    app_url is where the phone page's residents' API calls go (default PUBLIC_BASE_URL)."""
     body = _body()
     state = _state()
     unknown = set(body) - set(RUNTIME)
