@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, send_from_
 
 bp = Blueprint("sandbox_phone", __name__, url_prefix="/__sandbox__/phone")
 FILES = Path(__file__).resolve().parent / "phone"
+LEAFLET = Path(__file__).resolve().parent.parent / "static" / "vendor" / "leaflet"  # the console's map library
 # what a mini-program sends and reads: nothing else crosses the proxy (no cookies)
 REQUEST_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "Accept")
 REPLY_HEADERS = ("Content-Type", "Retry-After")
@@ -35,6 +36,11 @@ def index():
 @bp.get("/<name>")
 def asset(name):
     return send_from_directory(FILES, name, max_age=0)
+
+
+@bp.get("/leaflet/<path:name>")
+def leaflet(name):
+    return send_from_directory(LEAFLET, name)
 
 
 @bp.get("/places.json")

@@ -18,6 +18,8 @@ def test_the_page_and_its_files_are_served(wechat_sandbox):
     assert script.status_code == 200 and "Idempotency-Key" in script.text
     assert requests.get(base + "phone.css", timeout=5).status_code == 200
     assert requests.get(base + "nothing.js", timeout=5).status_code == 404
+    for name in ("leaflet/leaflet.js", "leaflet/leaflet.css"):  # the console's vendored map library
+        assert requests.get(base + name, timeout=5).status_code == 200
     places = requests.get(base + "places.json", timeout=5).json()
     assert len(places["outline"]) > 10 and {"name": "东城街道", "lat": 23.016, "lng": 113.786} in places["towns"]
 

@@ -37,7 +37,7 @@ const BAD = ['rejected', 'failed', 'refunded', 'withdrawn', 'cancelled']
 
 const $ = (id) => document.getElementById(id)
 const state = {resident: null, token: null, residentId: null, categories: [], place: null,
-  photos: [], submitKey: null, submitting: false, mapBox: null}
+  photos: [], submitKey: null, submitting: false, map: null, pin: null}
 
 // --- small helpers ---------------------------------------------------------------------------------
 
@@ -190,44 +190,42 @@ async function loadCategories() {
   }
 }
 
+// The demo's map: Leaflet (the console's map library) with no tiles — Dongguan's outline and its
+// towns as vectors on a plain background, offline. A tap sets the point.
 async function drawMap() {
   const data = await (await fetch('places.json')).json()
-  const lats = data.outline.map((p) => p[0]), lngs = data.outline.map((p) => p[1])
-  const box = {minLat: Math.min(...lats) - 0.02, maxLat: Math.max(...lats) + 0.02,
-    minLng: Math.min(...lngs) - 0.02, maxLng: Math.max(...lngs) + 0.02}
-  box.k = Math.cos((box.minLat + box.maxLat) / 2 * Math.PI / 180)  // degrees of longitude are shorter
-  state.mapBox = box
-  const svg = $('map')
-  const w = (box.maxLng - box.minLng) * box.k, h = box.maxLat - box.minLat
-  svg.setAttribute('viewBox', `0 0 ${w} ${h}`)
-  const xy = (lat, lng) => [(lng - box.minLng) * box.k, box.maxLat - lat]
-  const d = data.outline.map((p, i) => (i ? 'L' : 'M') + xy(p[0], p[1]).map((v) => v.toFixed(4)).join(' ')).join(' ') + 'Z'
-  let html = `<path class="land" d="${d}"/>`
+  const map = L.map('map', {attributionControl: false, zoomSnap: 0.5})
+  const outline = L.polygon(data.outline, {color: '#4a7a2c', weight: 2, fillColor: '#eef2e6', fillOpacity: 1,
+    interactive: false}).addTo(map)
+  const labels = L.layerGroup()  // town names once zoomed in far enough for them not to overlap
   for (const town of data.towns) {
-    const [x, y] = xy(town.lat, town.lng)
-    html += `<circle class="town" cx="${x.toFixed(4)}" cy="${y.toFixed(4)}" r="0.005"><title>${esc(town.name)}</title></circle>`
+    L.circleMarker([town.lat, town.lng], {radius: 3, color: '#4a7a2c', fillOpacity: 1, weight: 1}).addTo(map)
+    labels.addLayer(L.tooltip({permanent: true, direction: 'top', offset: [0, -4]})
+      .setLatLng([town.lat, town.lng]).setContent(town.name))
     $('town').append(new Option(town.name, `${town.lat},${town.lng}`))
   }
-  html += '<circle id="pin" class="pin" r="0.012" cx="-1" cy="-1"/>'
-  svg.innerHTML = html
-  svg.addEventListener('click', (event) => {
-    const point = svg.createSVGPoint()
-    point.x = event.clientX
-    point.y = event.clientY
-    const p = point.matrixTransform(svg.getScreenCTM().inverse())
-    $('town').value = ''
-    setPlace(box.maxLat - p.y, box.minLng + p.x / box.k, '地图选点')
+  map.on('zoomend', () => {
+    if (map.getZoom() >= 11) labels.addTo(map)
+    else labels.remove()
   })
+  L.control.scale({imperial: false}).addTo(map)
+  map.fitBounds(outline.getBounds())
+  map.on('click', (event) => {
+    $('town').value = ''
+    setPlace(event.latlng.lat, event.latlng.lng, '地图选点')
+  })
+  state.map = map
 }
 
 // The place as the phone would give it: GCJ-02, as from wx.getLocation / wx.chooseLocation.
 function setPlace(wgsLat, wgsLng, where) {
   const [lat, lng] = wgsToGcj(wgsLat, wgsLng)
   state.place = {lat: Number(lat.toFixed(6)), lng: Number(lng.toFixed(6))}
-  const box = state.mapBox
-  const pin = $('pin')
-  pin.setAttribute('cx', ((wgsLng - box.minLng) * box.k).toFixed(4))
-  pin.setAttribute('cy', (box.maxLat - wgsLat).toFixed(4))
+  if (state.pin) state.pin.setLatLng([wgsLat, wgsLng])
+  else {
+    state.pin = L.circleMarker([wgsLat, wgsLng], {radius: 7, color: '#fff', weight: 2, fillColor: '#e64340',
+      fillOpacity: 1, interactive: false}).addTo(state.map)
+  }
   $('place').textContent = `${where}：北纬 ${state.place.lat.toFixed(5)}，东经 ${state.place.lng.toFixed(5)}（GCJ-02）`
   checkNearby()
 }
@@ -456,6 +454,8 @@ async function go(view, arg) {
     tab.classList.toggle('active', tab.dataset.go === view || (view === 'tip' && tab.dataset.go === 'tips'))
   }
   document.querySelector('main').scrollTop = 0
+  // Leaflet measured the map while it was hidden (0×0) if the window changed size meanwhile
+  if (view === 'report' && state.map) state.map.invalidateSize()
   try {
     if (!state.token && view !== 'report') await login()
     if (view === 'tips') await showTips()
@@ -492,6 +492,7 @@ async function start() {
     if (!$('town').value) return
     const [lat, lng] = $('town').value.split(',').map(Number)
     setPlace(lat, lng, $('town').selectedOptions[0].text)
+    state.map.setView([lat, lng], 12)
   }
   $('description').oninput = () => { $('count').textContent = `${$('description').value.length}/500` }
   $('submit').onclick = submitTip
