@@ -195,7 +195,8 @@ async function loadCategories() {
 async function drawMap() {
   const data = await (await fetch('places.json')).json()
   const map = L.map('map', {attributionControl: false, zoomSnap: 0.5})
-  const outline = L.polygon(data.outline, {color: '#4a7a2c', weight: 2, fillColor: '#eef2e6', fillOpacity: 1,
+  map.fitBounds(L.latLngBounds(data.outline))  // the view first: Leaflet clips vectors to it when added
+  L.polygon(data.outline, {color: '#4a7a2c', weight: 2, fillColor: '#eef2e6', fillOpacity: 1,
     interactive: false}).addTo(map)
   const labels = L.layerGroup()  // town names once zoomed in far enough for them not to overlap
   for (const town of data.towns) {
@@ -209,7 +210,6 @@ async function drawMap() {
     else labels.remove()
   })
   L.control.scale({imperial: false}).addTo(map)
-  map.fitBounds(outline.getBounds())
   map.on('click', (event) => {
     $('town').value = ''
     setPlace(event.latlng.lat, event.latlng.lng, '地图选点')
