@@ -91,6 +91,8 @@ def demo_command(port, sandbox_port, no_serve):
     app.config.update({k: env[k] for k in ("WECHAT_API_BASE", "WECHAT_PAY_API_BASE", "PUBLIC_BASE_URL")})
     app.config["WECHAT_PUSH_URL"] = env["WECHAT_PUSH_URL"] = f"http://127.0.0.1:{port}/wechat/push"
     flask_cmd = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    # every file of this run lives under its instance folder, so two demos (two folders) never collide
+    sandbox_state = os.environ.get("SANDBOX_STATE") or os.path.join(app.instance_path, "wechat_sandbox.db")
     processes: list[tuple[str, subprocess.Popen]] = []
     stopping = threading.Event()
 
@@ -104,7 +106,7 @@ def demo_command(port, sandbox_port, no_serve):
     signal.signal(signal.SIGTERM, stop_all)
     try:
         if "wechat-sandbox" in app.cli.commands:
-            start("sandbox", flask_cmd + ["wechat-sandbox", "--port", str(sandbox_port)])
+            start("sandbox", flask_cmd + ["wechat-sandbox", "--port", str(sandbox_port), "--state", sandbox_state])
             _wait_http(f"http://127.0.0.1:{sandbox_port}/__sandbox__/redpacks")
         run_init(echo=click.echo)
         for name, path in DEMO_STEPS:  # each step's session ends with it: this process waits below
@@ -116,12 +118,13 @@ def demo_command(port, sandbox_port, no_serve):
         signal.signal(signal.SIGTERM, stop_all)
         start("web", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
                       "--threads", "4", "--access-logfile", "-",
+                      "--control-socket", os.path.join(app.instance_path, "gunicorn.ctl"),
                       "--logger-class", "app.gunicorn_log.RedactingLogger", "wsgi:app"])
         start("worker", flask_cmd + ["worker"])
         # two gunicorn workers importing the app take seconds, minutes on a busy machine
         if not _wait_http(f"http://127.0.0.1:{port}/healthz", timeout=180):
             raise click.ClickException("the web server did not come up; see the log above")
-        _print_welcome(port, sandbox_port)
+        _print_welcome(port, sandbox_port, app.instance_path, sandbox_state)
         while not stopping.is_set():
             for name, proc in processes:
                 if proc.poll() is not None:
@@ -144,7 +147,7 @@ def demo_command(port, sandbox_port, no_serve):
         click.echo("人人拍 demo stopped; data kept in " + app.instance_path)
 
 
-def _print_welcome(port, sandbox_port):
+def _print_welcome(port, sandbox_port, instance, sandbox_state):
     base = f"http://127.0.0.1:{port}"
     lines = [
         "",
@@ -152,7 +155,8 @@ def _print_welcome(port, sandbox_port):
         f"  staff console     {base}/console/",
         f"  residents' API    {base}/api/mp/v1   (OpenAPI: {base}/api/openapi.json)",
         f"  phone page        http://127.0.0.1:{sandbox_port}/__sandbox__/phone/   (a resident, as the mini-program)",
-        f"  WeChat sandbox    http://127.0.0.1:{sandbox_port}/__sandbox__/redpacks",
+        f"  WeChat sandbox    http://127.0.0.1:{sandbox_port}/__sandbox__/redpacks   (state {sandbox_state})",
+        f"  data and run files {instance}   (database, Redis, photos, gunicorn.ctl)",
         f"  metrics           {base}/metrics   (open in the demo; production wants METRICS_TOKEN)",
         f"  demo logins (password {DEMO_PASSWORD}):",
     ]

@@ -23,3 +23,10 @@ errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Let the app fail fast on missing configuration before forking workers.
 preload_app = True
+# Per-run files live with the deployment, in its instance folder (INSTANCE_PATH, default instance/ in
+# the project): gunicorn's control socket (for gunicornc) would otherwise be ~/.gunicorn/gunicorn.ctl,
+# which every gunicorn of the same user shares (the last one started takes it, the first one stopped
+# deletes it). A path longer than 107 bytes cannot be a unix socket: gunicorn then runs without one.
+_instance = os.environ.get("INSTANCE_PATH") or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                             "instance")
+control_socket = os.path.join(_instance, "gunicorn.ctl")

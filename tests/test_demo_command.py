@@ -21,7 +21,10 @@ pytestmark = pytest.mark.slow
 
 def _start_demo(instance: Path, port: int, sandbox_port: int):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "APP_ENV")}
-    env.update({"INSTANCE_PATH": str(instance), "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"})
+    env.pop("XDG_RUNTIME_DIR", None)
+    # a home of its own: nothing of the run may land there (gunicorn's control socket did, in ~/.gunicorn)
+    env.update({"INSTANCE_PATH": str(instance), "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING",
+                "HOME": str(instance / "home")})
     proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "demo", "--port", str(port),
                              "--sandbox-port", str(sandbox_port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -78,6 +81,9 @@ def test_demo_runs_everything_stops_everything_and_keeps_its_data(tmp_path):
         assert "demo tips: " in text and "already loaded" not in text
         base = f"http://127.0.0.1:{port}"
         assert requests.get(base + "/readyz", timeout=10).status_code == 200
+        # every per-run file under the instance folder (issue 13): two demos in two folders never collide
+        assert (tmp_path / "gunicorn.ctl").exists() and not (tmp_path / "home" / ".gunicorn").exists()
+        assert f"state {tmp_path / 'wechat_sandbox.db'}" in text
         # the demo keeps /metrics open, and says so (production wants METRICS_TOKEN or METRICS_PUBLIC=1)
         assert f"{base}/metrics" in text and "open in the demo" in text
         assert requests.get(base + "/metrics", timeout=10).status_code == 200
