@@ -97,7 +97,10 @@ def demo_command(port, sandbox_port, no_serve):
     stopping = threading.Event()
 
     def start(name, cmd):
-        processes.append((name, subprocess.Popen(cmd, env=env)))
+        from app.lifeline import child_options
+
+        # each child ends with this process, even a SIGKILLed one (app/lifeline.py)
+        processes.append((name, subprocess.Popen(cmd, **child_options(env))))
 
     def stop_all(*_):
         stopping.set()

@@ -8,12 +8,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
 
 import rq
 from flask import current_app
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.scheduler import RQScheduler
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from app import lifeline
 from app.extensions import db, redis
 
 log = logging.getLogger(__name__)
@@ -74,6 +78,55 @@ class AppContextMixin:
                 db.session.remove()
 
 
+    # --- ending with the parent (app/lifeline.py) ------------------------------------------------
+
+    _started_by = None  # the supervisor's pid when it started this worker process
+
+    def heartbeat(self, *args, **kwargs):
+        """Every loop of the worker beats: a worker whose supervisor died stops as on SIGTERM."""
+        result = super().heartbeat(*args, **kwargs)
+        if not self._is_horse and lifeline.parent_gone(self._started_by):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return result
+
+    def setup_work_horse_signals(self):
+        super().setup_work_horse_signals()
+        lifeline.die_with_parent(self._parent_pid)  # a fork clears the parent-death signal: ask again
+
+    def _start_scheduler(self, burst=False, logging_level="INFO", date_format=DEFAULT_LOGGING_DATE_FORMAT,
+                         log_format=DEFAULT_LOGGING_FORMAT):
+        """rq's own, with a scheduler process that ends with this worker (rq's forks and loops forever)."""
+        self.scheduler = LinkedScheduler(self.queues, connection=self.connection, logging_level=logging_level,
+                                         date_format=date_format, log_format=log_format, serializer=self.serializer)
+        self.scheduler.worker_pid = os.getpid()
+        self.scheduler.acquire_locks()
+        if self.scheduler.acquired_locks:
+            if burst:
+                try:
+                    self.scheduler.register_birth()
+                    self.scheduler.enqueue_scheduled_jobs()
+                finally:
+                    self.scheduler.release_locks()
+                    self.scheduler.register_death()
+            else:
+                self.scheduler.start()
+
+
+class LinkedScheduler(RQScheduler):
+    """RQ's scheduler process, ending with the worker that forked it."""
+
+    worker_pid = None
+
+    def work(self):
+        lifeline.die_with_parent(self.worker_pid)
+        return super().work()
+
+    def heartbeat(self):
+        if lifeline.parent_gone(self.worker_pid):
+            self._stop_requested = True  # work() stops at the top of its next round
+        return super().heartbeat()
+
+
 class AppWorker(AppContextMixin, rq.Worker):
     """Forking worker: a job that crashes or is killed takes only its horse with it."""
 
@@ -89,6 +142,7 @@ def make_worker(app, queues=QUEUES, simple=False, name=None):
                      maintenance_interval=app.config["WORKER_MAINTENANCE_INTERVAL"])
     worker.flask_app = app
     worker._parent_pid = os.getpid()
+    worker._started_by = lifeline.started_by()
     return worker
 
 

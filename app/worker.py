@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 
+from app import lifeline
 from app.extensions import redis
 from app.queue import PERIODIC, QUEUES, Periodic, enqueue, make_worker, register_periodic
 
@@ -68,8 +69,12 @@ def _call(path):
 
 def run_clock(app, stop: threading.Event, tick: float = 0.2) -> None:
     last_run: dict[str, float] = {}
+    parent = lifeline.started_by()
     log.info("clock started", extra={"periodics": sorted(PERIODIC)})
     while not stop.is_set():
+        if lifeline.parent_gone(parent):
+            log.warning("the process that started the clock is gone; stopping")
+            break
         with app.app_context():
             run_due_periodics(app, last_run)
         stop.wait(tick)
@@ -102,6 +107,7 @@ def supervise(rq_workers: int, queues: tuple[str, ...], payout_workers: int = 0)
     specs = plan_children(rq_workers, queues, payout_workers)
     children: dict[str, subprocess.Popen] = {}
     stopping = threading.Event()
+    parent = lifeline.started_by()  # None when systemd or a shell started us: then never a reason to stop
 
     def _stop(_sig, _frame):
         stopping.set()
@@ -109,12 +115,16 @@ def supervise(rq_workers: int, queues: tuple[str, ...], payout_workers: int = 0)
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     while not stopping.is_set():
+        if lifeline.parent_gone(parent):
+            log.warning("the process that started the worker supervisor is gone; stopping")
+            break
         for name, cmd in specs:
             proc = children.get(name)
             if proc is None or proc.poll() is not None:
                 if proc is not None:
                     log.warning("worker process exited; restarting", extra={"proc": name, "code": proc.returncode})
-                children[name] = subprocess.Popen(cmd)
+                # each child ends with this process, even a SIGKILLed one (app/lifeline.py)
+                children[name] = subprocess.Popen(cmd, **lifeline.child_options())
         stopping.wait(1.0)
     for proc in children.values():
         if proc.poll() is None:

@@ -61,17 +61,18 @@ def _log_in(base: str) -> str:
     """The staff API and the console both let the demo moderator in; returns the API token. (With the
     database locked, each waited out SQLite's 15-s busy timeout and answered 500.)"""
     login = requests.post(base + "/api/staff/v1/auth/login", json={"username": "moderator",
-                                                                   "password": "renrenpai-demo"}, timeout=10)
+                                                                   "password": "renrenpai-demo"}, timeout=60)
     assert login.status_code == 200, login.text
     console = requests.Session()
-    form = console.get(base + "/console/login", timeout=10)
+    form = console.get(base + "/console/login", timeout=60)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
     page = console.post(base + "/console/login", data={"csrf_token": csrf, "username": "moderator",
-                                                       "password": "renrenpai-demo"}, timeout=10)
+                                                       "password": "renrenpai-demo"}, timeout=60)
     assert page.status_code == 200 and page.url.startswith(base + "/console/") and "退出" in page.text, page.text[:500]
     return login.json()["token"]
 
 
+@pytest.mark.timeout(900)  # two starts of every process: minutes on a busy machine
 def test_demo_runs_everything_stops_everything_and_keeps_its_data(tmp_path):
     port, sandbox_port = free_port(), free_port()
     proc, lines = _start_demo(tmp_path, port, sandbox_port)
@@ -80,26 +81,26 @@ def test_demo_runs_everything_stops_everything_and_keeps_its_data(tmp_path):
         assert f"http://127.0.0.1:{port}/console/" in text and "renrenpai-demo" in text
         assert "demo tips: " in text and "already loaded" not in text
         base = f"http://127.0.0.1:{port}"
-        assert requests.get(base + "/readyz", timeout=10).status_code == 200
+        assert requests.get(base + "/readyz", timeout=60).status_code == 200
         # every per-run file under the instance folder (issue 13): two demos in two folders never collide
         assert (tmp_path / "gunicorn.ctl").exists() and not (tmp_path / "home" / ".gunicorn").exists()
         assert f"state {tmp_path / 'wechat_sandbox.db'}" in text
         # the demo keeps /metrics open, and says so (production wants METRICS_TOKEN or METRICS_PUBLIC=1)
         assert f"{base}/metrics" in text and "open in the demo" in text
-        assert requests.get(base + "/metrics", timeout=10).status_code == 200
+        assert requests.get(base + "/metrics", timeout=60).status_code == 200
         token = _log_in(base)
         claimed = requests.post(base + "/api/staff/v1/review/claim", headers={"Authorization": f"Bearer {token}"},
-                                timeout=10)
+                                timeout=60)
         assert claimed.status_code == 200 and claimed.json()["status"] == "pending_review"
-        assert requests.get(f"http://127.0.0.1:{sandbox_port}/__sandbox__/redpacks", timeout=10).json()["items"]
+        assert requests.get(f"http://127.0.0.1:{sandbox_port}/__sandbox__/redpacks", timeout=60).json()["items"]
         # the phone page, printed beside the console, reaches the app: a demo resident sees their tips
         phone = f"http://127.0.0.1:{sandbox_port}/__sandbox__/phone/"
-        assert phone in text and "人人拍" in requests.get(phone, timeout=10).text
+        assert phone in text and "人人拍" in requests.get(phone, timeout=60).text
         code = requests.post(f"http://127.0.0.1:{sandbox_port}/__sandbox__/codes", json={"openid": "demo-resident-01"},
-                             timeout=10).json()["code"]
-        resident = requests.post(phone + "api/auth/login", json={"code": code}, timeout=10).json()["token"]
+                             timeout=60).json()["code"]
+        resident = requests.post(phone + "api/auth/login", json={"code": code}, timeout=60).json()["token"]
         assert requests.get(phone + "api/tips", headers={"Authorization": f"Bearer {resident}"},
-                            timeout=10).json()["items"]
+                            timeout=60).json()["items"]
     finally:
         if proc.poll() is None:
             _stop(proc)
@@ -110,4 +111,31 @@ def test_demo_runs_everything_stops_everything_and_keeps_its_data(tmp_path):
         assert "already loaded" in "".join(lines)
         _log_in(f"http://127.0.0.1:{port}")
     finally:
-        _stop(proc)
+        _kill(proc, tmp_path)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+def _kill(proc, instance: Path) -> None:
+    """SIGKILL of the demo itself (issue 13): every process it started ends too (app/lifeline.py)."""
+    children = _descendants(proc.pid)
+    assert len(children) >= 4, children  # sandbox, gunicorn and its workers, flask worker and its children
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 90  # gunicorn and the workers stop gracefully on the SIGTERM they get
+    while time.monotonic() < deadline and any(_running(pid) for pid in children):
+        time.sleep(0.5)
+    left = [pid for pid in children if _running(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    from app.embedded import stop_embedded_redis
+
+    stop_embedded_redis(instance)  # a daemon that the instance's processes share: not one of the demo's children
+    assert left == [], f"left running after the demo was killed: {left}"
+

@@ -26,3 +26,11 @@ def record_pid():
     import os
 
     redis.conn.rpush("test:pids", f"{os.getpid()} {os.getppid()}")
+
+
+def nap(seconds):
+    """A job that takes a while: keeps a forked job process (horse) alive for the process tests."""
+    import time
+
+    time.sleep(seconds)
+    redis.conn.rpush("test:records", f"napped {seconds}")
