@@ -2,7 +2,9 @@
 
 Starts the WeChat sandbox, the web server (gunicorn) and `flask worker`, runs `init` and the demo
 data steps, prints where to look, and stops every process it started on Ctrl-C. The data lives in
-instance/ and is kept between runs.
+instance/ and is kept between runs. Every process logs to its file under instance/logs/ (JSON, as
+in production); the terminal shows one line per notable event and every error (app/demo_feed.py),
+and the banner again on Enter or, after some events, every few minutes.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -21,6 +24,8 @@ from flask.cli import with_appcontext
 # Demo data steps that areas register: (name, dotted path of a function returning a summary).
 DEMO_STEPS: list[tuple[str, str]] = []
 DEMO_PASSWORD = "renrenpai-demo"
+BANNER_EVERY = 300  # seconds: the banner comes back when events have pushed it up since
+LOG_NAMES = ("web", "worker", "sandbox", "demo")  # instance/logs/<name>.log
 DEMO_STAFF = [
     ("moderator", ["moderator"], None, "审核员"),
     ("supervisor", ["supervisor", "moderator"], None, "审核主管"),
@@ -78,6 +83,8 @@ def demo_command(port, sandbox_port, no_serve):
 
     from app.commands import run_init
     from app.db import run_in_own_session
+    from app.demo_feed import LogFeed
+    from app.log import log_to_file
 
     app = current_app._get_current_object()
     if app.config["APP_ENV"] == "production":
@@ -94,13 +101,19 @@ def demo_command(port, sandbox_port, no_serve):
     # every file of this run lives under its instance folder, so two demos (two folders) never collide
     sandbox_state = os.environ.get("SANDBOX_STATE") or os.path.join(app.instance_path, "wechat_sandbox.db")
     processes: list[tuple[str, subprocess.Popen]] = []
-    stopping = threading.Event()
+    stopping, again = threading.Event(), threading.Event()
+    logs = Path(app.instance_path) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_to_file(logs / "demo.log")  # this process's own log lines too: the terminal is for people
+    feed = None
 
     def start(name, cmd):
         from app.lifeline import child_options
 
-        # each child ends with this process, even a SIGKILLed one (app/lifeline.py)
-        processes.append((name, subprocess.Popen(cmd, **child_options(env))))
+        with open(logs / f"{name}.log", "ab") as out:  # the child keeps its own copy of the descriptor
+            # each child ends with this process, even a SIGKILLed one (app/lifeline.py)
+            processes.append((name, subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                                     **child_options(env))))
 
     def stop_all(*_):
         stopping.set()
@@ -119,6 +132,7 @@ def demo_command(port, sandbox_port, no_serve):
         # the demo data ran RQ workers in this process, and they install their own signal handlers
         signal.signal(signal.SIGINT, stop_all)
         signal.signal(signal.SIGTERM, stop_all)
+        feed = LogFeed({name: logs / f"{name}.log" for name in LOG_NAMES}, click.echo).start()
         start("web", [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
                       "--threads", "4", "--access-logfile", "-",
                       "--control-socket", os.path.join(app.instance_path, "gunicorn.ctl"),
@@ -126,15 +140,27 @@ def demo_command(port, sandbox_port, no_serve):
         start("worker", flask_cmd + ["worker"])
         # two gunicorn workers importing the app take seconds, minutes on a busy machine
         if not _wait_http(f"http://127.0.0.1:{port}/healthz", timeout=180):
-            raise click.ClickException("the web server did not come up; see the log above")
-        _print_welcome(port, sandbox_port, app.instance_path, sandbox_state)
+            raise click.ClickException(f"the web server did not come up; see {logs / 'web.log'}")
+        banner = _welcome(port, sandbox_port, app.instance_path, sandbox_state)
+        click.echo(banner)
+        shown_after, shown_at = feed.printed, time.monotonic()
+        _listen_for_enter(again)
         while not stopping.is_set():
             for name, proc in processes:
                 if proc.poll() is not None:
-                    click.echo(f"{name} exited with {proc.returncode}; stopping", err=True)
+                    click.echo(f"{name} exited with {proc.returncode}; stopping. The end of {logs / (name + '.log')}:",
+                               err=True)
+                    click.echo(_tail(logs / f"{name}.log"), err=True)
                     stopping.set()
-            stopping.wait(1.0)
+            pushed_up = feed.printed > shown_after and time.monotonic() - shown_at > BANNER_EVERY
+            if again.is_set() or pushed_up:
+                again.clear()
+                click.echo(banner)
+                shown_after, shown_at = feed.printed, time.monotonic()
+            stopping.wait(0.5)
     finally:
+        if feed is not None:
+            feed.stop()
         for _name, proc in reversed(processes):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -150,7 +176,7 @@ def demo_command(port, sandbox_port, no_serve):
         click.echo("人人拍 demo stopped; data kept in " + app.instance_path)
 
 
-def _print_welcome(port, sandbox_port, instance, sandbox_state):
+def _welcome(port, sandbox_port, instance, sandbox_state) -> str:
     base = f"http://127.0.0.1:{port}"
     lines = [
         "",
@@ -160,13 +186,38 @@ def _print_welcome(port, sandbox_port, instance, sandbox_state):
         f"  phone page        http://127.0.0.1:{sandbox_port}/__sandbox__/phone/   (a resident, as the mini-program)",
         f"  WeChat sandbox    http://127.0.0.1:{sandbox_port}/__sandbox__/redpacks   (state {sandbox_state})",
         f"  data and run files {instance}   (database, Redis, photos, gunicorn.ctl)",
+        f"  logs              {instance}/logs/   (JSON: web, worker, sandbox, demo)",
         f"  metrics           {base}/metrics   (open in the demo; production wants METRICS_TOKEN)",
         f"  demo logins (password {DEMO_PASSWORD}):",
     ]
     lines += [f"    {username:<11} {', '.join(roles)}{' (' + dept + ')' if dept else ''}"
               for username, roles, dept, _ in DEMO_STAFF]
-    lines += ["Press Ctrl-C to stop everything.", ""]
-    click.echo("\n".join(lines))
+    lines += ["Below: tips, decisions and red packets as they happen, and errors. Press Enter to see this again,",
+              "Ctrl-C to stop everything.", ""]
+    return "\n".join(lines)
+
+
+def _listen_for_enter(again: threading.Event) -> None:
+    """Each line on stdin (Enter) asks for the banner again. A demo in the background of a terminal
+    does not read it: the terminal would stop the whole process group (SIGTTIN)."""
+    try:
+        if sys.stdin is None or (sys.stdin.isatty() and os.tcgetpgrp(sys.stdin.fileno()) != os.getpgrp()):
+            return
+    except (OSError, ValueError):
+        return
+
+    def listen():
+        for _line in sys.stdin:  # ends at EOF (stdin closed or /dev/null)
+            again.set()
+
+    threading.Thread(target=listen, name="demo-enter", daemon=True).start()
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 def _resolve(path):

@@ -48,13 +48,30 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+def json_formatter() -> JsonFormatter:
+    """One JSON object per line: ts, level, logger, message, request_id and the record's extras."""
+    return JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+                         rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"})
+
+
+def log_to_file(path) -> None:
+    """This process's log lines go to `path` instead of stderr, formatted and filtered as before
+    (the demo keeps its terminal for people: app/demo_feed.py)."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_renrenpai", False)]:
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(old.formatter)
+        for log_filter in old.filters:
+            handler.addFilter(log_filter)
+        handler._renrenpai = True
+        root.removeHandler(old)
+        root.addHandler(handler)
+
+
 def init_app(app):
     handler = logging.StreamHandler(sys.stderr)
     if app.config.get("LOG_JSON", True):
-        handler.setFormatter(JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
-            rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"},
-        ))
+        handler.setFormatter(json_formatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
     handler.addFilter(RequestContextFilter())

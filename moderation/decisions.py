@@ -11,6 +11,8 @@ reversal is in review_decisions and the append-only audit log, with before and a
 """
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select
 
 from app.audit import record_audit
@@ -22,6 +24,8 @@ from app.models.tip import Tip
 from app.tips import change_tip_status, run_acceptance_steps
 from moderation.models import ReviewDecision
 from moderation.reasons import check_reason
+
+log = logging.getLogger(__name__)
 
 ACTIONS = ("approve", "reject", "duplicate", "need_info")
 TO_STATUS = {"approve": "accepted", "reject": "rejected", "duplicate": "duplicate", "need_info": "need_info"}
@@ -79,6 +83,10 @@ def decide(tip_id: int, actor: StaffUser, body: dict) -> dict:
     record_audit(f"tip.{action}", "tip", tip.id, actor=actor, before=before,
                  after={**after, "answer": _jsonable(answer)})
     db.session.commit()
+    reward = answer.get("reward") or {}
+    log.info("tip decided", extra={"event": "tip.decided", "tip_id": tip.id, "action": action,
+                                   "staff": actor.username, "reward_status": reward.get("status"),
+                                   "reward_fen": reward.get("amount_fen"), "reward_reason": reward.get("reason_label")})
     return {"tip": tip, "hazard": answer.get("hazard"), "reward": answer.get("reward")}
 
 

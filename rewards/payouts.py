@@ -205,6 +205,8 @@ def mark_sent(payout_id: int, *, at: datetime, package: str | None = None, detai
         budget.commit_reserved(payout.period, payout.amount_fen)
         ledger.post_sent(payout, at=at)
         db.session.commit()
+        log.info("red packet sent", extra={"event": "payout.sent", "payout_id": payout_id, "tip_id": payout.tip_id,
+                                           "amount_fen": payout.amount_fen})
         return "sent"
     db.session.rollback()
     return _fresh(payout_id).status

@@ -1,6 +1,7 @@
 """`flask demo` on the embedded default: everything up with demo data, Ctrl-C stops every process it
 started (the embedded Redis too), and a second start keeps the data — and staff can log in, every
 time (issue 13: the second start held SQLite's write lock and every login waited 15 s for a 500)."""
+import json
 import os
 import re
 import signal
@@ -23,11 +24,12 @@ def _start_demo(instance: Path, port: int, sandbox_port: int):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "APP_ENV")}
     env.pop("XDG_RUNTIME_DIR", None)
     # a home of its own: nothing of the run may land there (gunicorn's control socket did, in ~/.gunicorn)
-    env.update({"INSTANCE_PATH": str(instance), "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING",
-                "HOME": str(instance / "home")})
+    # LOG_LEVEL as a newcomer has it (INFO): every log line goes to instance/logs/, not to the terminal
+    env.pop("LOG_LEVEL", None)
+    env.update({"INSTANCE_PATH": str(instance), "PYTHONPATH": str(ROOT), "HOME": str(instance / "home")})
     proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "demo", "--port", str(port),
                              "--sandbox-port", str(sandbox_port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stderr=subprocess.STDOUT, stdin=subprocess.PIPE, text=True, start_new_session=True)
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
     deadline = time.monotonic() + 240
@@ -36,6 +38,13 @@ def _start_demo(instance: Path, port: int, sandbox_port: int):
         time.sleep(0.5)
     assert any("Ctrl-C" in line for line in lines), "".join(lines)[-3000:]
     return proc, lines
+
+
+def _wait_for(lines: list[str], needle: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not any(needle in line for line in lines):
+        time.sleep(0.5)
+    assert any(needle in line for line in lines), f"{needle!r} not shown:\n" + "".join(lines)[-3000:]
 
 
 def _descendants(pid: int) -> list[int]:
@@ -101,6 +110,28 @@ def test_demo_runs_everything_stops_everything_and_keeps_its_data(tmp_path):
         resident = requests.post(phone + "api/auth/login", json={"code": code}, timeout=60).json()["token"]
         assert requests.get(phone + "api/tips", headers={"Authorization": f"Bearer {resident}"},
                             timeout=60).json()["items"]
+
+        # the terminal reads like a product (issue 13): a line per event, the logs in instance/logs/ as JSON
+        tip = claimed.json()
+        decided = requests.post(f"{base}/api/staff/v1/tips/{tip['id']}/decision", timeout=60,
+                                headers={"Authorization": f"Bearer {token}"},
+                                json={"action": "approve", "category": tip["category"]["code"], "severity": 2})
+        assert decided.status_code == 200, decided.text
+        _wait_for(lines, f"报料 #{tip['id']} 审核通过（moderator）")
+        _wait_for(lines, f"红包已发出：报料 #{tip['id']}，¥")  # paid by the worker through the sandbox
+        assert not [line for line in lines if line.lstrip().startswith("{")], "JSON log lines on the terminal"
+        assert len(lines) < 80, "".join(lines)
+        for name in ("web", "worker", "sandbox", "demo"):
+            log_lines = (tmp_path / "logs" / f"{name}.log").read_text(encoding="utf-8").splitlines()
+            assert any(line.startswith("{") and json.loads(line).get("level") for line in log_lines), name
+        # Enter shows the banner again
+        banners = sum("Ctrl-C" in line for line in lines)
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sum("Ctrl-C" in line for line in lines) == banners:
+            time.sleep(0.5)
+        assert sum("Ctrl-C" in line for line in lines) == banners + 1
     finally:
         if proc.poll() is None:
             _stop(proc)
