@@ -118,6 +118,17 @@ def test_the_review_queue_and_a_tip_show_the_tip_in_its_grid(places):
     assert "东莞市南城街道鸿福路 200 号" in page and 'class="map-nav"' in page
 
 
+def test_a_tip_outside_every_grid_still_shows_its_point(places, hz):
+    outside = hz.tip(22.5, 113.5, address=None)  # in the Pearl River, no grid
+    hz.db.session.commit()
+    page = places["client"].get(f"/console/review/{outside.id}").get_data(as_text=True)
+    (data,) = map_data(page)
+    assert data["grids"] == [] and (data["points"][0]["lat"], data["points"][0]["lng"]) == (22.5, 113.5)
+    assert "不在任何网格内" in page and "报料人未填写地址" in page
+    nav = html.unescape(re.search(r'<a class="map-nav" href="([^"]+)"', page).group(1))
+    assert parse_qs(urlsplit(nav).query)["name"] == [f"报料 #{outside.id}"]  # the place still has a name
+
+
 def test_no_console_page_loads_anything_from_another_site(places, hz, app):
     client = places["client"]
     with_maps = [f"/console/hazards/{places['tickets'][0]}", "/console/hazards/?view=map", "/console/review/",
