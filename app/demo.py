@@ -105,7 +105,7 @@ def demo_command(port, sandbox_port, no_serve):
     logs = Path(app.instance_path) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_to_file(logs / "demo.log")  # this process's own log lines too: the terminal is for people
-    feed = None
+    feed = guard = None
 
     def start(name, cmd):
         from app.lifeline import child_options
@@ -121,6 +121,11 @@ def demo_command(port, sandbox_port, no_serve):
     signal.signal(signal.SIGINT, stop_all)
     signal.signal(signal.SIGTERM, stop_all)
     try:
+        if not os.environ.get("REDIS_URL"):  # the embedded Redis this process started ends with it too
+            from app.lifeline import child_options
+
+            guard = subprocess.Popen([sys.executable, "-c", "import sys; from app.embedded import stop_with_parent; "
+                                      "stop_with_parent(sys.argv[1])", app.instance_path], **child_options(env))
         if "wechat-sandbox" in app.cli.commands:
             start("sandbox", flask_cmd + ["wechat-sandbox", "--port", str(sandbox_port), "--state", sandbox_state])
             _wait_http(f"http://127.0.0.1:{sandbox_port}/__sandbox__/redpacks")
@@ -169,6 +174,9 @@ def demo_command(port, sandbox_port, no_serve):
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if guard is not None:
+            guard.kill()  # a normal stop: Redis is stopped below, once every other process has ended
+            guard.wait()
         if not os.environ.get("REDIS_URL"):
             from app.embedded import stop_embedded_redis
 

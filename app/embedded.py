@@ -72,3 +72,32 @@ def stop_embedded_redis(instance_path: str | os.PathLike) -> None:
             redis_lib.Redis(unix_socket_path=str(socket_path)).shutdown(save=True)
         except redis_lib.ConnectionError:
             pass  # shutdown closes the connection under us
+
+
+def stop_with_parent(instance_path: str | os.PathLike, grace: float = 60.0) -> None:
+    """Run as a child of `flask demo` (app/lifeline.py): when the demo dies without stopping the
+    embedded Redis it started (SIGKILL), stop it once its other clients have let go (or after
+    `grace` seconds), so nothing of the demo keeps running. The demo SIGKILLs this guard before a
+    normal stop, which stops Redis itself."""
+    import signal
+    import threading
+
+    from app.lifeline import parent_gone, started_by
+
+    orphaned = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: orphaned.set())  # the kernel's word that the demo died
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the demo, which stops Redis itself
+    parent = started_by()
+    while not orphaned.wait(1.0):
+        if parent_gone(parent):
+            break
+    socket_path = Path(instance_path) / "redis.sock"
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _ping(socket_path):
+        try:  # the demo's other processes are stopping on their own SIGTERM: let them finish first
+            if len(redis_lib.Redis(unix_socket_path=str(socket_path), socket_timeout=1).client_list()) <= 1:
+                break
+        except redis_lib.RedisError:
+            break
+        time.sleep(0.5)
+    stop_embedded_redis(instance_path)

@@ -157,6 +157,8 @@ def _kill(proc, instance: Path) -> None:
     """SIGKILL of the demo itself (issue 13): every process it started ends too (app/lifeline.py)."""
     children = _descendants(proc.pid)
     assert len(children) >= 4, children  # sandbox, gunicorn and its workers, flask worker and its children
+    # the embedded Redis the demo started is a daemon (processes join it), so not a descendant: it ends too
+    children.append(int((instance / "redis.pid").read_text()))
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 90  # gunicorn and the workers stop gracefully on the SIGTERM they get
@@ -167,6 +169,6 @@ def _kill(proc, instance: Path) -> None:
         os.kill(pid, signal.SIGKILL)
     from app.embedded import stop_embedded_redis
 
-    stop_embedded_redis(instance)  # a daemon that the instance's processes share: not one of the demo's children
+    stop_embedded_redis(instance)  # if it was left running (the assertion below says so)
     assert left == [], f"left running after the demo was killed: {left}"
 
