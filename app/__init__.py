@@ -54,11 +54,13 @@ def _limiter_storage_uri(redis_url: str) -> str:
 
 
 def _init_extensions(app):
-    from app import db as db_setup, log
+    from app import db as db_setup, ids, json_body, log
     from app import openapi
     from app.extensions import api, db, limiter, migrate, redis, wechat
 
     log.init_app(app)
+    ids.init_app(app)  # before any route is added
+    json_body.init_app(app)
     db.init_app(app)
     db_setup.init_app(app, db)
     migrate.init_app(app, db, directory=str(_migrations_dir()))

@@ -8,15 +8,15 @@ are not hidden.
 from __future__ import annotations
 
 import importlib.util
-import re
 
 from sqlalchemy import select
 
 from app.display import REWARD_STATUS, TIP_STATUS, label
-from app.errors import BadRequest, NotFound, Unprocessable
+from app.errors import NotFound, Unprocessable
 from app.extensions import db, wechat
 from app.geo.coords import haversine_m, to_wgs84, wgs84_to_gcj02
 from app.hazards.catalogue import get_category, list_categories
+from app.ids import parse_cursor
 from app.media.photos import pending_display_ids, photo_urls
 from app.models.photo import Photo
 from app.models.tip import Tip, TipEvent
@@ -35,12 +35,8 @@ def _installed(module: str) -> bool:
 # --- cursors ----------------------------------------------------------------------------------
 
 def parse_id_cursor(cursor: str | None) -> int | None:
-    """Cursors are the last id seen, as a decimal string; anything else is a 400."""
-    if cursor in (None, ""):
-        return None
-    if not re.fullmatch(r"[0-9]{1,12}", cursor):
-        raise BadRequest("分页参数无效", code="invalid_cursor", fields={"cursor": ["无效的分页参数"]})
-    return int(cursor)
+    """Cursors are the last id seen, as a decimal string; anything else is a 400 (app/ids.py)."""
+    return parse_cursor(cursor)
 
 
 # --- tips -------------------------------------------------------------------------------------

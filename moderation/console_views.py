@@ -13,6 +13,7 @@ from app.display import DECISION, TIP_STATUS, format_yuan, label, staff_names
 from app.errors import AppError, NotFound
 from app.extensions import db
 from app.geo.webmap import place_map, tips_map
+from app.ids import parse_id
 from app.models.base import utcnow
 from app.models.staff import StaffRole, StaffUser
 from app.models.tip import Tip
@@ -183,10 +184,8 @@ def _run(operation, tip_id, done_message, to_queue=False):
 
 
 def _int(value):
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
+    """A number typed in a form (an id, a severity): one that can exist, else None (app/ids.py)."""
+    return parse_id(value.strip() if isinstance(value, str) else value)
 
 
 def _duplicate_of(form):

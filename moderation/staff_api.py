@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 from app.auth import current_staff, staff_required
 from app.errors import NotFound
 from app.extensions import db
+from app.ids import MAX_ID, id_field
 from app.models.tip import Tip
 from moderation import decisions, queue
 from moderation.present import tip_view
@@ -21,8 +22,8 @@ REVIEWERS = ("moderator", "supervisor")
 
 
 class DuplicateOfSchema(Schema):
-    tip_id = fields.Integer(allow_none=True)
-    hazard_id = fields.Integer(allow_none=True)
+    tip_id = id_field(allow_none=True)
+    hazard_id = id_field(allow_none=True)
 
 
 class DecisionSchema(Schema):
@@ -36,7 +37,7 @@ class DecisionSchema(Schema):
 
 
 class ReassignSchema(Schema):
-    staff_id = fields.Integer(required=True)
+    staff_id = id_field(required=True)
 
 
 class ReverseSchema(Schema):
@@ -44,7 +45,7 @@ class ReverseSchema(Schema):
 
 
 class QueueQuerySchema(Schema):
-    cursor = fields.Integer(load_default=None, validate=validate.Range(min=0))
+    cursor = fields.Integer(load_default=None, validate=validate.Range(min=0, max=MAX_ID))  # an offset
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 

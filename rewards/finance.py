@@ -11,6 +11,7 @@ from app.audit import record_audit
 from app.display import business_day, day_bounds_utc
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.extensions import db, wechat
+from app.ids import parse_cursor
 from app.models.base import utcnow
 from app.display import REWARD_STATUS
 from app.wechat import PayOutcome
@@ -149,10 +150,9 @@ def payouts_query(status: str | None = None, start: date | None = None, end: dat
 
 def list_payouts(status=None, start=None, end=None, cursor=None, limit=50) -> tuple[list[dict], str | None]:
     query = payouts_query(status, start, end).order_by(Payout.id.desc()).limit(limit + 1)
-    if cursor:
-        if not str(cursor).isdigit():
-            raise Unprocessable(fields={"cursor": ["翻页参数无效"]})
-        query = query.where(Payout.id < int(cursor))
+    after = parse_cursor(cursor)
+    if after is not None:
+        query = query.where(Payout.id < after)
     rows = db.session.execute(query).scalars().all()
     return [payout_row(p) for p in rows[:limit]], (str(rows[limit - 1].id) if len(rows) > limit else None)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.ids import parse_cursor
 from rewards.models import RESIDENT_STATUSES, Payout
 from rewards.policy import NOT_GRANTED_LABELS
 
@@ -28,13 +29,9 @@ def list_rewards_for_resident(resident_id: int, cursor: str | None = None, limit
     limit = max(1, min(int(limit or 20), 100))
     query = (select(Payout).where(Payout.resident_id == resident_id, Payout.status.in_(RESIDENT_STATUSES))
              .order_by(Payout.id.desc()).limit(limit + 1))
-    if cursor:
-        try:
-            query = query.where(Payout.id < int(cursor))
-        except ValueError:
-            from app.errors import BadRequest
-
-            raise BadRequest("翻页参数无效", code="invalid_cursor")
+    after = parse_cursor(cursor)
+    if after is not None:
+        query = query.where(Payout.id < after)
     rows = db.session.execute(query).scalars().all()
     items = [{**_brief(p), "tip_id": p.tip_id, "package": p.package if p.status == "sent" else None}
              for p in rows[:limit]]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from app.console import console_required, console_user, register_console_page
-from app.errors import AppError, BadRequest, NotFound
+from app.errors import AppError, NotFound, Unprocessable
 from app.extensions import db
 from app.geo.webmap import place_map, tickets_map
 from app.hazards.catalogue import list_departments
@@ -149,7 +149,7 @@ def move(hazard_id):
         for upload in request.files.getlist("photos"):
             if upload and upload.filename:
                 if not user.department_code:
-                    raise BadRequest("只有部门人员可以上传处置照片", code="photos_not_allowed")
+                    raise Unprocessable("只有部门人员可以上传处置照片", code="photos_not_allowed")
                 photo_ids.append(store_department_photo(user.department_code, upload).id)
         transition_hazard(hazard_id, to_status, Actor.for_staff(user), request.form.get("note"),
                           department_code=request.form.get("department") or None, photo_ids=photo_ids)

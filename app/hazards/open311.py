@@ -18,9 +18,11 @@ from app.hazards.catalogue import list_categories
 from app.hazards.lifecycle import status_label
 from app.hazards.models import OPEN_HAZARD_STATUSES, Category, Hazard
 from app.hazards.queries import iso, tip_photos
+from app.ids import parse_id
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 DEFAULT_PAGE, MAX_PAGE = 50, 200
+MAX_PAGE_NUMBER = 1_000_000  # past any real list; keeps the OFFSET a number the database takes
 OPEN311_LIMIT = "120/minute"
 
 
@@ -43,12 +45,12 @@ def services():
 def requests_list():
     args = request.args
     query = select(Hazard)
-    ids = [i for i in (args.get("service_request_id") or "").split(",") if i.strip()]
+    ids = [i.strip() for i in (args.get("service_request_id") or "").split(",") if i.strip()]
     if ids:
-        try:
-            query = query.where(Hazard.id.in_([int(i) for i in ids]))
-        except ValueError:
+        numbers = [parse_id(i) for i in ids]
+        if None in numbers:
             raise Unprocessable("service_request_id 无效", code="invalid_request_id") from None
+        query = query.where(Hazard.id.in_(numbers))
     codes = [c for c in (args.get("service_code") or "").split(",") if c]
     if codes:
         query = query.where(Hazard.category_code.in_(codes))
@@ -64,11 +66,10 @@ def requests_list():
         query = query.where(Hazard.created_at >= start)
     if end:
         query = query.where(Hazard.created_at <= end)
-    try:
-        size = max(1, min(int(args.get("page_size") or DEFAULT_PAGE), MAX_PAGE))
-        page = max(1, int(args.get("page") or 1))
-    except ValueError:
-        raise Unprocessable("page / page_size 必须是整数", code="invalid_page") from None
+    size, page = parse_id(args.get("page_size") or str(DEFAULT_PAGE)), parse_id(args.get("page") or "1")
+    if size is None or page is None:
+        raise Unprocessable("page / page_size 必须是整数", code="invalid_page")
+    size, page = max(1, min(size, MAX_PAGE)), max(1, min(page, MAX_PAGE_NUMBER))
     rows = db.session.scalars(query.order_by(Hazard.created_at.desc(), Hazard.id.desc())
                               .limit(size).offset((page - 1) * size)).unique()
     names = _category_names()

@@ -11,8 +11,9 @@ from datetime import datetime
 
 from sqlalchemy import or_, select
 
-from app.errors import NotFound, Unprocessable
+from app.errors import NotFound
 from app.extensions import db
+from app.ids import parse_cursor, parse_id
 from app.hazards.lifecycle import allowed_moves, status_label
 from app.hazards.models import OPEN_HAZARD_STATUSES, Category, Department, Hazard, HazardEvent, HazardTip
 from app.models.photo import Photo
@@ -54,7 +55,8 @@ def list_hazards(*, department: str | None = None, status: str | None = None, gr
         statuses = OPEN_HAZARD_STATUSES if status == "open" else tuple(s for s in status.split(",") if s)
         query = query.where(Hazard.status.in_(statuses))
     if grid:  # a grid code, or its numeric id
-        query = query.where(or_(Hazard.grid_code == grid, Hazard.grid_id == int(grid)) if grid.isdigit()
+        grid_id = parse_id(grid)
+        query = query.where(or_(Hazard.grid_code == grid, Hazard.grid_id == grid_id) if grid_id is not None
                             else Hazard.grid_code == grid)
     if town:
         query = query.where(Hazard.town_code == town)
@@ -62,11 +64,9 @@ def list_hazards(*, department: str | None = None, status: str | None = None, gr
         query = query.where(Hazard.category_code == category)
     if overdue is not None:
         query = query.where(Hazard.overdue.is_(bool(overdue)))
-    if cursor:
-        try:
-            query = query.where(Hazard.id < int(cursor))
-        except ValueError:
-            raise Unprocessable("分页游标无效", code="invalid_cursor", fields={"cursor": ["无效"]}) from None
+    after = parse_cursor(cursor)
+    if after is not None:
+        query = query.where(Hazard.id < after)
     rows = list(db.session.scalars(query).unique())
     next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
     return rows[:limit], next_cursor

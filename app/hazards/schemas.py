@@ -6,6 +6,7 @@ them and drop anything not declared, a second guard against leaking a field.
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from app.hazards.models import HAZARD_STATUSES
+from app.ids import id_field
 
 
 class _Loose(Schema):
@@ -119,7 +120,7 @@ class TransitionSchema(Schema):
     note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
     department = fields.String(load_default=None, allow_none=True,
                                metadata={"description": "改派部门（仅分拨时）"})
-    photo_ids = fields.List(fields.Integer(), load_default=list, validate=validate.Length(max=9))
+    photo_ids = fields.List(id_field(), load_default=list, validate=validate.Length(max=9))
 
 
 class NoteSchema(Schema):
@@ -128,7 +129,7 @@ class NoteSchema(Schema):
 
 class ResolveSchema(Schema):
     note = fields.String(required=True, validate=validate.Length(min=1, max=2000))
-    photo_ids = fields.List(fields.Integer(), load_default=list, validate=validate.Length(max=9))
+    photo_ids = fields.List(id_field(), load_default=list, validate=validate.Length(max=9))
 
 
 class ReturnSchema(Schema):

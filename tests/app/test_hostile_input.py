@@ -1,0 +1,144 @@
+"""Hostile input is answered 4xx in the one error shape, never 500 (issue #16 point 3): ids past int4
+(a DataError on PostgreSQL) or written with non-ASCII digits, through the one id converter and
+app/ids.py; bodies nested 50,000 deep, lone surrogates, NUL, 5,000-digit numbers, NaN, not JSON or
+not sent as JSON, through the one JSON loader (app/json_body.py).
+
+The app propagates unexpected errors in tests, so a 500 here fails with its traceback."""
+import json
+
+import pytest
+
+from app.ids import MAX_ID, IdConverter, parse_cursor, parse_id
+from app.errors import BadRequest
+from app.json_body import InvalidJson, load_json
+
+BAD_IDS = ["99999999999999999999", "3000000000", str(MAX_ID + 1), "²", "１２"]
+HOSTILE_BODIES = {
+    "deep": "[" * 50_000 + "]" * 50_000,
+    "deep_object": '{"a":' * 100 + "1" + "}" * 100,
+    "surrogate": '{"code": "\\ud800", "username": "\\ud800", "password": "\\udfffxxxxxxxx"}',
+    "nul": '{"code": "a\\u0000b", "username": "a\\u0000", "password": "xxxxxxxx\\u0000"}',
+    "huge_int": '{"code": ' + "9" * 5000 + ', "username": 1, "password": 2}',
+    "huge_float": '{"code": 1e999}',
+    "nan": '{"code": NaN}',
+    "not_json": "code=abc",
+    "truncated": '{"code": "abc"',
+    "bad_utf8": b'{"code": "\xff\xfe"}',
+}
+
+
+@pytest.fixture
+def hostile(make_app, db, reference_data):
+    """An app without rate limits; staff of every role, a department key, a resident token."""
+    from miniprogram_api.auth import issue_resident_token
+    from app.models.resident import Resident
+    from tests.hazards.conftest import Helpers
+
+    app = make_app(RATELIMIT_ENABLED=False)
+    helpers = Helpers(db)
+    _, admin = helpers.staff("hostile_admin", ["admin"])
+    dept = helpers.dept_key("fire")
+    resident = Resident(openid="o-hostile-0001")
+    db.session.add(resident)
+    db.session.flush()
+    token, _ = issue_resident_token(resident)
+    db.session.commit()
+    return app.test_client(), admin, dept, {"Authorization": f"Bearer {token}"}
+
+
+def _assert_error(reply, status, code=None):
+    assert reply.status_code == status, (reply.status_code, reply.get_data(as_text=True)[:300])
+    error = reply.get_json()["error"]
+    assert set(error) == {"code", "message", "fields"}
+    if code:
+        assert error["code"] == code
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_ids_that_cannot_exist_are_404(hostile, bad):
+    client, admin, dept, resident = hostile
+    for path in (f"/api/staff/v1/tips/{bad}", f"/api/staff/v1/hazards/{bad}", f"/open311/v2/requests/{bad}.json"):
+        _assert_error(client.get(path, headers=admin), 404)
+    for path, body in ((f"/api/staff/v1/tips/{bad}/decision", {"action": "reject", "reason": "x"}),
+                       (f"/api/staff/v1/review/{bad}/release", None),
+                       (f"/api/staff/v1/hazards/{bad}/transition", {"to": "dispatched"}),
+                       (f"/api/staff/v1/finance/payouts/{bad}/actions", {"action": "recheck"}),
+                       (f"/api/staff/v1/finance/requests/{bad}/decision", {"approve": True}),
+                       (f"/api/staff/v1/finance/reconciliation-exceptions/{bad}/resolve", {"note": "x"})):
+        _assert_error(client.post(path, json=body, headers=admin), 404)
+    _assert_error(client.get(f"/api/dept/v1/tickets/{bad}", headers=dept), 404)
+    _assert_error(client.post(f"/api/dept/v1/tickets/{bad}/ack", json={}, headers=dept), 404)
+    _assert_error(client.get(f"/api/mp/v1/tips/{bad}", headers=resident), 404)
+
+
+@pytest.mark.parametrize("bad", BAD_IDS + ["-1", "abc", "1.5"])
+def test_cursors_that_the_server_never_gave_are_400_invalid_cursor(hostile, bad):
+    client, admin, dept, resident = hostile
+    for path, headers in (("/api/staff/v1/hazards", admin), ("/api/staff/v1/finance/payouts", admin),
+                          ("/api/dept/v1/tickets", dept), ("/api/mp/v1/tips", resident),
+                          ("/api/mp/v1/rewards", resident)):
+        _assert_error(client.get(path, query_string={"cursor": bad}, headers=headers), 400, "invalid_cursor")
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_id_like_query_arguments_are_bounded(hostile, bad):
+    client, admin, _, _ = hostile
+    reply = client.get("/api/staff/v1/hazards", query_string={"grid": bad}, headers=admin)
+    assert reply.status_code == 200 and reply.get_json()["items"] == []  # no such grid (a code, or an id)
+    for name in ("service_request_id", "page", "page_size"):
+        _assert_error(client.get("/open311/v2/requests.json", query_string={name: bad}), 422)
+    if bad != "１２":  # marshmallow reads full-width digits as the number (12): harmless
+        _assert_error(client.get("/api/staff/v1/review/queue", query_string={"cursor": bad}, headers=admin), 422)
+
+
+@pytest.mark.parametrize("bad", [3_000_000_000, 10 ** 18, 0, -1])
+def test_ids_in_bodies_are_bounded(hostile, bad):
+    client, admin, _, _ = hostile
+    for path, body in (("/api/staff/v1/tips/1/reassign", {"staff_id": bad}),
+                       ("/api/staff/v1/tips/1/decision", {"action": "duplicate", "duplicate_of": {"tip_id": bad}}),
+                       ("/api/staff/v1/hazards/1/transition", {"to": "resolved", "photo_ids": [bad]})):
+        reply = client.post(path, json=body, headers=admin)
+        _assert_error(reply, 422, "validation_error")
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_BODIES))
+def test_hostile_json_bodies_are_400_bad_request(hostile, name):
+    client, admin, dept, resident = hostile
+    body = HOSTILE_BODIES[name]
+    for path, headers in (("/api/mp/v1/auth/login", {}), ("/api/staff/v1/auth/login", {}),
+                          ("/api/mp/v1/tips", {**resident, "Idempotency-Key": "hostile-key-1"}),
+                          ("/api/staff/v1/finance/requests", admin), ("/api/dept/v1/tickets/1/resolve", dept)):
+        reply = client.post(path, data=body, content_type="application/json", headers=headers)
+        _assert_error(reply, 400, "bad_request")
+        assert "JSON" in reply.get_json()["error"]["message"]
+
+
+def test_a_body_sent_with_another_content_type_is_400_and_no_body_is_the_schemas_call(hostile):
+    client, admin, _, _ = hostile
+    reply = client.post("/api/staff/v1/auth/login", data=json.dumps({"username": "a", "password": "b"}),
+                        content_type="text/plain")
+    _assert_error(reply, 400, "bad_request")
+    _assert_error(client.post("/api/staff/v1/auth/login"), 422, "validation_error")  # nothing sent: fields missing
+    non_object = client.post("/api/staff/v1/auth/login", json=[1, 2])
+    _assert_error(non_object, 422, "validation_error")
+
+
+def test_the_loader_and_the_id_helpers():
+    assert load_json(b'{"a": [1, 2.5, "\\u4e2d", null, true]}') == {"a": [1, 2.5, "中", None, True]}
+    assert load_json('{"n": -9223372036854775808}') == {"n": -(2 ** 63)}
+    for bad in (HOSTILE_BODIES["deep"], '{"k\\ud800": 1}', "Infinity", '"\\u0000"', "9" * 20):
+        with pytest.raises(InvalidJson):
+            load_json(bad)
+    assert [parse_id(v) for v in ("0", "7", str(MAX_ID), str(MAX_ID + 1), "²", "", None, "07", " 7", 7, -7)] \
+        == [0, 7, MAX_ID, None, None, None, None, 7, None, 7, None]
+    assert parse_cursor("") is None and parse_cursor("12") == 12
+    with pytest.raises(BadRequest):
+        parse_cursor("12abc")
+    assert IdConverter.regex == "[0-9]+"
+
+
+def test_the_openapi_document_bounds_path_ids(hostile):
+    client, _, _, _ = hostile
+    spec = client.get("/api/openapi.json").get_json()
+    param = next(p for p in spec["paths"]["/api/staff/v1/hazards/{hazard_id}"]["parameters"] if p["name"] == "hazard_id")
+    assert param["schema"]["maximum"] == MAX_ID
