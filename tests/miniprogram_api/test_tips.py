@@ -244,10 +244,11 @@ def test_intake_job_runs_after_commit_and_moves_the_tip_on(login, run_jobs):
 def test_nul_bytes_in_text_are_422_not_500(login):
     """Found by schemathesis on PostgreSQL (text cannot hold NUL)."""
     resident = login()
+    # in a JSON body the one loader refuses NUL for every API (app/json_body.py): 400 bad_request
     answer = resident.submit(tip_body([resident.photo_id()], category="lpg\x00"))
-    assert answer.status_code == 422 and "category" in answer.get_json()["error"]["fields"]
+    assert answer.status_code == 400 and "body" in answer.get_json()["error"]["fields"]
     answer = resident.submit(tip_body([resident.photo_id()], description="有\x00人"))
-    assert answer.status_code == 422
+    assert answer.status_code == 400
     assert resident.get("/hazards/nearby?lat=23.02&lng=113.75&category=a%00b").status_code == 422
     assert resident.get("/tips?cursor=1%00").status_code in (400, 422)
-    assert resident.client.post("/api/mp/v1/auth/login", json={"code": "sbx:\x00x"}).status_code == 422
+    assert resident.client.post("/api/mp/v1/auth/login", json={"code": "sbx:\x00x"}).status_code == 400
