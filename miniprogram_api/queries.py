@@ -179,17 +179,18 @@ def list_category_items() -> list[dict]:
             for c in list_categories(active=True)]
 
 
-def nearby_hazards(category_code: str, lat: float, lng: float, coord: str = "gcj02") -> list[dict]:
-    """Open hazards of the same category within the category's radius: "already reported?"."""
-    category = get_category(category_code, active_only=True)
-    if category is None:
+def nearby_hazards(category_code: str | None, lat: float, lng: float, coord: str = "gcj02") -> list[dict]:
+    """Open hazards of the same category within the category's radius (no category: of any
+    category within 100 m): "already reported?"."""
+    category = get_category(category_code, active_only=True) if category_code else None
+    if category_code and category is None:
         raise Unprocessable("请选择有效的隐患类别", code="unknown_category", fields={"category": ["未知的隐患类别"]})
     w_lat, w_lng = to_wgs84(lat, lng, coord)
     if not _installed("app.hazards.tickets"):
         return []
     from app.hazards.tickets import find_open_hazards_near
 
-    hazards = find_open_hazards_near(category.code, w_lat, w_lng, limit=NEARBY_LIMIT)
+    hazards = find_open_hazards_near(category.code if category else None, w_lat, w_lng, limit=NEARBY_LIMIT)
     items = []
     for hazard in hazards[:NEARBY_LIMIT]:
         items.append({

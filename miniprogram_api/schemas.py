@@ -238,7 +238,8 @@ class MpNearbyArgsSchema(Schema):
     lat = fields.Float(required=True, allow_nan=False, validate=in_range(-90, 90))
     lng = fields.Float(required=True, allow_nan=False, validate=in_range(-180, 180))
     coord = fields.String(load_default="gcj02", validate=one_of(COORD_SYSTEMS))
-    category = fields.String(required=True, validate=length(1, 48))
+    category = fields.String(load_default=None, validate=length(1, 48),
+                             metadata={"description": "隐患类别；不填则为附近 100 米内任何类别"})
 
 
 class MpNearbyHazardSchema(Schema):

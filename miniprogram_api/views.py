@@ -168,7 +168,7 @@ def my_rewards(args):
 @bp.response(200, schemas.MpNearbyListSchema)
 @bp.doc(summary="附近同类未结案隐患（是否已有人报过）", security=BEARER)
 def nearby(args):
-    return {"items": queries.nearby_hazards(args["category"], args["lat"], args["lng"], args["coord"])}
+    return {"items": queries.nearby_hazards(args.get("category"), args["lat"], args["lng"], args["coord"])}
 
 
 # --- the resident's rights (PIPL) ------------------------------------------------------------------

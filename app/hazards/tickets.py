@@ -22,21 +22,23 @@ from app.tips import record_tip_event
 _M_PER_DEG_LAT = 111_320.0
 
 
-def find_open_hazards_near(category_code: str, lat: float, lng: float, radius_m: float | None = None,
+def find_open_hazards_near(category_code: str | None, lat: float, lng: float, radius_m: float | None = None,
                            limit: int = 5) -> list[Hazard]:
-    """Open tickets of this category within radius_m (default: the category's dedup radius) of a
-    WGS-84 point, nearest first. A bounding box in SQL narrows, the haversine distance decides."""
+    """Open tickets of this category (None: any) within radius_m (default: the category's dedup
+    radius, else 100 m) of a WGS-84 point, nearest first. A bounding box in SQL narrows, the
+    haversine distance decides."""
     if radius_m is None:
-        category = get_category(category_code)
+        category = get_category(category_code) if category_code else None
         radius_m = category.dedup_radius_m if category else 100.0
     if not (math.isfinite(lat) and math.isfinite(lng)) or radius_m <= 0:
         return []
     d_lat = radius_m / _M_PER_DEG_LAT
     d_lng = radius_m / (_M_PER_DEG_LAT * max(math.cos(math.radians(lat)), 0.01))
     rows = db.session.scalars(
-        select(Hazard).where(Hazard.category_code == category_code, Hazard.status.in_(OPEN_HAZARD_STATUSES),
+        select(Hazard).where(Hazard.status.in_(OPEN_HAZARD_STATUSES),
                              Hazard.lat.between(lat - d_lat, lat + d_lat),
-                             Hazard.lng.between(lng - d_lng, lng + d_lng))
+                             Hazard.lng.between(lng - d_lng, lng + d_lng),
+                             *([Hazard.category_code == category_code] if category_code else []))
     ).all()
     near = [(haversine_m((lat, lng), (h.lat, h.lng)), h.id, h) for h in rows]
     near = [item for item in near if item[0] <= radius_m]
