@@ -85,8 +85,9 @@ def test_id_like_query_arguments_are_bounded(hostile, bad):
     client, admin, _, _ = hostile
     reply = client.get("/api/staff/v1/hazards", query_string={"grid": bad}, headers=admin)
     assert reply.status_code == 200 and reply.get_json()["items"] == []  # no such grid (a code, or an id)
-    for name in ("service_request_id", "page", "page_size"):
-        _assert_error(client.get("/open311/v2/requests.json", query_string={name: bad}), 422)
+    for name in ("service_request_id", "page", "page_size"):  # Open311 answers GeoReport's error list
+        reply = client.get("/open311/v2/requests.json", query_string={name: bad})
+        assert reply.status_code == 422 and reply.get_json()[0]["code"] == 422
     if bad != "１２":  # marshmallow reads full-width digits as the number (12): harmless
         _assert_error(client.get("/api/staff/v1/review/queue", query_string={"cursor": bad}, headers=admin), 422)
 
