@@ -18,6 +18,7 @@ SANDBOX_WECHAT = {
     "WECHAT_SECRET": "sandbox-app-secret-not-for-production",
     "WECHAT_MCH_ID": "1900000109",
     "WECHAT_PAY_KEY": "sandboxpaykey0000000000000000000",
+    "WECHAT_PAY_V3_KEY": "sandboxapiv3key00000000000000000",
 }
 # Message push (消息推送) for media-check results: token, and an EncodingAESKey for safe mode.
 SANDBOX_PUSH = {
@@ -43,6 +44,11 @@ REQUIRED_IN_PRODUCTION = (
     # query string (a log, a proxy) could post forged media-check results with it
     "WECHAT_PUSH_AES_KEY",
 )
+
+PAYOUT_CHANNELS = ("redpack", "transfer")
+TRANSFER_REQUIRED_IN_PRODUCTION = ("WECHAT_PAY_V3_KEY", "WECHAT_PAY_SERIAL", "WECHAT_PAY_KEY_FILE",
+                                   "WECHAT_PAY_PUBLIC_KEY_FILE", "WECHAT_PAY_PUBLIC_KEY_ID", "WECHAT_TRANSFER_SCENE_ID",
+                                   "WECHAT_TRANSFER_NOTIFY_URL")
 
 
 # SECRET_KEY signs console sessions, CSRF tokens and photo URLs, and derives the Fernet key: in
@@ -199,10 +205,23 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
         "SESSION_COOKIE_SECURE": production,
         "MAX_CONTENT_LENGTH": 11 * 1024 * 1024,
     }
-    for name in ("WECHAT_APPID", "WECHAT_SECRET", "WECHAT_MCH_ID", "WECHAT_PAY_KEY"):
+    for name in ("WECHAT_APPID", "WECHAT_SECRET", "WECHAT_MCH_ID", "WECHAT_PAY_KEY", "WECHAT_PAY_V3_KEY"):
         cfg[name] = env.get(name) or wechat_defaults.get(name, "")
     cfg["WECHAT_PAY_CERT"] = env.get("WECHAT_PAY_CERT") or None
     cfg["WECHAT_PAY_KEY_FILE"] = env.get("WECHAT_PAY_KEY_FILE") or None
+    # Payouts: red packets (APIv2) or 商家转账 (APIv3). A payout keeps the channel it started on.
+    cfg["PAYOUT_CHANNEL"] = (env.get("PAYOUT_CHANNEL") or "redpack").strip().lower()
+    # APIv3: the merchant's certificate serial (its private key is WECHAT_PAY_KEY_FILE) and WeChat Pay's
+    # public key (public-key mode). Unset outside production: the development pairs (app/dev_keys.py).
+    for name in ("WECHAT_PAY_SERIAL", "WECHAT_PAY_PUBLIC_KEY_FILE", "WECHAT_PAY_PUBLIC_KEY_ID"):
+        cfg[name] = env.get(name) or None
+    cfg["WECHAT_TRANSFER_SCENE_ID"] = env.get("WECHAT_TRANSFER_SCENE_ID") or ("" if production else "1000")
+    cfg["WECHAT_TRANSFER_NOTIFY_URL"] = env.get("WECHAT_TRANSFER_NOTIFY_URL") or (
+        "" if production else "http://127.0.0.1:5000/wechat/pay/transfer-notify")
+    # 转账场景报备信息 of scene 1000 (现金营销): what WeChat shows it reviews the transfers against.
+    cfg["WECHAT_TRANSFER_REPORT_INFOS"] = [{"info_type": "活动名称", "info_content": "人人拍隐患随手拍"},
+                                           {"info_type": "奖励说明", "info_content": "隐患报料审核通过奖励"}]
+    cfg["WECHAT_TRANSFER_RATE_LIMIT"] = _env_int(env, "WECHAT_TRANSFER_RATE_LIMIT", 100)
     sandbox = f"http://127.0.0.1:{DEFAULT_SANDBOX_PORT}/"
     cfg["WECHAT_API_BASE"] = env.get("WECHAT_API_BASE") or ("https://api.weixin.qq.com/" if production else sandbox)
     cfg["WECHAT_PAY_API_BASE"] = env.get("WECHAT_PAY_API_BASE") or ("https://api.mch.weixin.qq.com/" if production else sandbox)
@@ -250,6 +269,12 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
             raise ConfigError("production start refused: /metrics would be open to anyone who reaches the app; set "
                               "METRICS_TOKEN (Prometheus sends it as a bearer token) or METRICS_PUBLIC=1 if it "
                               "should be open (docs/DEPLOY.md §Security)")
+    if cfg["PAYOUT_CHANNEL"] not in PAYOUT_CHANNELS:
+        raise ConfigError(f"PAYOUT_CHANNEL must be one of {', '.join(PAYOUT_CHANNELS)}")
+    if production and cfg["PAYOUT_CHANNEL"] == "transfer":
+        missing = [name for name in TRANSFER_REQUIRED_IN_PRODUCTION if not cfg.get(name)]
+        if missing:
+            raise ConfigError("production start refused: PAYOUT_CHANNEL=transfer needs " + ", ".join(missing))
     if cfg["MAP_TILE_COORD"] not in MAP_COORD_SYSTEMS:
         raise ConfigError(f"MAP_TILE_COORD must be one of {', '.join(MAP_COORD_SYSTEMS)}")
     for name in ("PHOTO_RETENTION_DAYS", "LOCATION_RETENTION_DAYS"):

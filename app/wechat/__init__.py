@@ -5,6 +5,7 @@ Modules, one job each:
   tokens.py   the access token, cached in Redis and refreshed by one process at a time
   mp.py       mini-program APIs: login, content security, subscribe messages
   pay_v2.py   WeChat Pay v2: red packets and the fund-flow bill download; every reply classified
+  pay_v3.py   WeChat Pay APIv3 (wechatpayv3): 商家转账 create/query/cancel, notifications, fund-flow bill
   limiter.py  the merchant's pay-call budget shared by every process
   bills.py    fund-flow bill parsing (streamed, checked against WeChat's totals)
   push.py     /wechat/push, WeChat's message push
@@ -28,6 +29,7 @@ from app.wechat.gateway import WeChatGateway
 from app.wechat.media import _record_media_check, get_media_check
 from app.wechat.mp import (SCENE_COMMENT, SCENE_FORUM, SCENE_PROFILE, SCENE_SOCIAL_LOG, SUBSCRIBE_REFUSALS)
 from app.wechat.pay_v2 import CONFIG_ERROR_CODES, FAILED_FINAL_CODES, RETRY_SAME_CODES, make_mch_billno
+from app.wechat.pay_v3 import TRANSFER_FINAL_STATES, TRANSFER_STATES
 from app.wechat.push import PUSH_MAX_SKEW, push_bp
 from app.wechat.results import (CONTENT_LABELS, HB_STATUSES, LoginResult, MediaCheckResult, PayOutcome, PayResult,
                                 TextVerdict)
@@ -37,7 +39,7 @@ __all__ = [
     "BILL_HEADER_FIRST", "CONFIG_ERROR_CODES", "CONTENT_LABELS", "FAILED_FINAL_CODES", "FundFlowBill", "FundFlowRow",
     "FundFlowSummary", "HB_STATUSES", "LoginResult", "MediaCheckResult", "PUSH_MAX_SKEW", "PayOutcome", "PayResult",
     "RETRY_SAME_CODES", "SCENE_COMMENT", "SCENE_FORUM", "SCENE_PROFILE", "SCENE_SOCIAL_LOG", "SUBSCRIBE_REFUSALS",
-    "TOKEN_REFRESH_MARGIN", "TextVerdict", "WeChatBillIncomplete", "WeChatCodeInvalid", "WeChatGateway",
+    "TOKEN_REFRESH_MARGIN", "TRANSFER_FINAL_STATES", "TRANSFER_STATES", "TextVerdict", "WeChatBillIncomplete", "WeChatCodeInvalid", "WeChatGateway",
     "WeChatLoginRefused", "WeChatRateLimited", "WeChatUnavailable", "_record_media_check", "get_media_check",
     "make_mch_billno", "mask_openid", "push_bp", "yuan_to_fen",
 ]

@@ -1,5 +1,6 @@
 """WeChatGateway, the app extension every WeChat call goes through: one object made of the
-mini-program APIs, red-packet pay and the pay-call limiter, with the per-app clients."""
+mini-program APIs, red-packet pay (v2), merchant transfer (v3) and the pay-call limiter, with the
+per-app clients."""
 from __future__ import annotations
 
 from flask import current_app
@@ -7,9 +8,10 @@ from flask import current_app
 from app.wechat.limiter import PayLimiter
 from app.wechat.mp import MiniProgramAPI
 from app.wechat.pay_v2 import RedPacketPay
+from app.wechat.pay_v3 import TransferPay
 
 
-class WeChatGateway(MiniProgramAPI, RedPacketPay, PayLimiter):
+class WeChatGateway(MiniProgramAPI, RedPacketPay, TransferPay, PayLimiter):
     def __init__(self):
         self.app = None
 

@@ -40,8 +40,9 @@ return 0
 
 
 class PayLimiter:
-    def _acquire_pay_slot(self) -> str | None:
-        """A slot in the merchant's one-second window (WeChat: 30 calls/s), shared by every process
+    def _acquire_pay_slot(self, window: str = "calls", limit: int | None = None) -> str | None:
+        """A slot in the merchant's one-second window (WeChat: 30 calls/s; `window`/`limit` for other
+        APIs' budgets), shared by every process
         through Redis; None when none frees up within WECHAT_PAY_RATE_WAIT.
 
         WeChat counts a call when it arrives, which is some time after we start it. So a call holds
@@ -51,12 +52,12 @@ class PayLimiter:
         from app.extensions import redis
 
         cfg = self._cfg()
-        limit = int(cfg.get("WECHAT_PAY_RATE_LIMIT") or 30)
+        limit = int(limit or cfg.get("WECHAT_PAY_RATE_LIMIT") or 30)
         hold_ms = int((float(cfg["WECHAT_PAY_TIMEOUT"]) + 1) * 1000)
         slot = uuid.uuid4().hex
         deadline = time.monotonic() + float(cfg.get("WECHAT_PAY_RATE_WAIT", 5))
         while True:
-            wait_ms = int(redis.conn.eval(_SLIDING_WINDOW, 1, self._pay_window_key(), 1000, limit, slot, hold_ms))
+            wait_ms = int(redis.conn.eval(_SLIDING_WINDOW, 1, self._pay_window_key(window), 1000, limit, slot, hold_ms))
             if wait_ms <= 0:
                 return slot
             wait = min(wait_ms, 50) / 1000  # in-flight calls end early and free their slot sooner
@@ -64,14 +65,15 @@ class PayLimiter:
                 return None
             time.sleep(wait)
 
-    def _release_pay_slot(self, slot: str) -> None:
+    def _release_pay_slot(self, slot: str, window: str = "calls") -> None:
         """The call is over: its slot counts from now for one second."""
         from app.extensions import redis
 
         try:
-            redis.conn.eval(_SLOT_DONE, 1, self._pay_window_key(), slot, 1000)
+            redis.conn.eval(_SLOT_DONE, 1, self._pay_window_key(window), slot, 1000)
         except Exception:  # Redis gone: the in-flight stamp still expires after the timeout
             log.warning("pay rate slot not released", exc_info=True)
 
-    def _pay_window_key(self) -> str:
-        return f"wechat:pay:calls:{self._cfg()['WECHAT_MCH_ID']}"
+    def _pay_window_key(self, window: str = "calls") -> str:
+        """One window per API family: "calls" (red packets, v2: 30/s), "transfer" (bill creation, v3: 100/s)."""
+        return f"wechat:pay:{window}:{self._cfg()['WECHAT_MCH_ID']}"

@@ -8,7 +8,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 SHARED = ("WECHAT_APPID", "WECHAT_SECRET", "WECHAT_MCH_ID", "WECHAT_PAY_KEY", "WECHAT_PUSH_URL",
-          "WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY", "PUBLIC_BASE_URL")
+          "WECHAT_PUSH_TOKEN", "WECHAT_PUSH_AES_KEY", "PUBLIC_BASE_URL", "WECHAT_PAY_V3_KEY", "WECHAT_PAY_SERIAL",
+          "WECHAT_PAY_PUBLIC_KEY_ID")
 
 
 @click.command("wechat-sandbox")
@@ -24,6 +25,7 @@ def sandbox_command(port, host, state_path):
     overrides = {name: cfg[name] for name in SHARED if cfg.get(name)}
     templates = cfg.get("WECHAT_SUBSCRIBE_TEMPLATES") or {}
     overrides["SANDBOX_SUBSCRIBE_TEMPLATES"] = tuple(templates.values())
+    overrides["SANDBOX_V3_KEYS_DIR"] = current_app.instance_path  # the app's development key pairs
     settings = sandbox_settings(overrides)
     if state_path:
         settings["SANDBOX_STATE"] = state_path
@@ -41,6 +43,9 @@ def _env_state():
 def run_sandbox(app, host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
+    from app.wechat_sandbox.transfer import v3_keys
+
+    v3_keys(app.config)  # load (or generate) the APIv3 key pairs before serving, not inside a first call
     context = tls_context(app.config)
     scheme = "https" if context else "http"
     click.echo(f"wechat sandbox on {scheme}://{host}:{port}/ (state {app.config['SANDBOX_STATE']})")

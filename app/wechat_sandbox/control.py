@@ -64,6 +64,46 @@ def expire(mch_billno):
     return jsonify({"mch_billno": mch_billno, "status": status})
 
 
+@bp.post("/transfers/<out_bill_no>/confirm")
+def confirm_transfer(out_bill_no):
+    """The resident confirms receipt in the mini-program (wx.requestMerchantTransfer): SUCCESS."""
+    return _settle_transfer(out_bill_no, "confirm", "SUCCESS")
+
+
+@bp.post("/transfers/<out_bill_no>/expire")
+def expire_transfer(out_bill_no):
+    """The resident lets the bill lapse: FAIL with OVERDUE_CLOSE now, as WeChat does after 24 h."""
+    return _settle_transfer(out_bill_no, "expire", "FAIL")
+
+
+def _settle_transfer(out_bill_no, outcome, expected):
+    from app.wechat_sandbox.transfer import settle_bill
+
+    state = settle_bill(current_app._get_current_object(), out_bill_no, outcome)
+    if state is None:
+        return _bad("no such transfer bill", 404)
+    if state != expected and not (outcome == "confirm" and state == "FAIL"):
+        return jsonify({"out_bill_no": out_bill_no, "state": state, "error": "bill is not WAIT_USER_CONFIRM"}), 409
+    return jsonify({"out_bill_no": out_bill_no, "state": state})
+
+
+@bp.get("/transfers")
+def list_transfers():
+    from app.wechat_sandbox.transfer import sweep_overdue
+
+    state = _state()
+    with state.tx() as conn:
+        sweep_overdue(state, conn)
+    rows = state.query("SELECT * FROM transfers ORDER BY create_time, out_bill_no")
+    return jsonify({"items": [{"out_bill_no": r["out_bill_no"], "transfer_bill_no": r["transfer_bill_no"],
+                               "openid": r["openid"], "amount_fen": r["amount_fen"], "state": r["state"],
+                               "fail_reason": r["fail_reason"], "remark": r["remark"],
+                               "create_time": wx_time(r["create_time"]), "update_time": wx_time(r["update_time"]),
+                               "notify_status": r["notify_status"], "notify_attempts": r["notify_attempts"]}
+                              for r in rows],
+                    "balance_fen": state.balance()})
+
+
 @bp.get("/redpacks")
 def list_redpacks():
     state = _state()
@@ -165,7 +205,8 @@ def repush(trace_id):
 # Runtime settings (wiped by /reset): where and how media-check results are pushed, the merchant
 # balance, a delay on cgi-bin/token, WeChat's pay call rate per merchant, and the app the phone page talks to.
 RUNTIME = {"push_url": str, "push_format": str, "push_token": str, "push_aes_key": str, "balance_fen": int,
-           "token_delay": (int, float), "pay_rate_limit": int, "merchant_day_fen": int, "app_url": str}
+           "token_delay": (int, float), "pay_rate_limit": int, "merchant_day_fen": int, "app_url": str,
+           "transfer_rate_limit": int}
 
 
 @bp.post("/config")
@@ -220,5 +261,7 @@ def stats():
 @bp.post("/reset")
 def reset():
     _state().reset()
-    current_app.extensions.pop("sandbox_pay_rate", None)  # the calls-per-second window too
+    current_app.extensions.pop("sandbox_pay_rate", None)  # the calls-per-second windows too
+    current_app.extensions.pop("sandbox_transfer_rate", None)
+    current_app.extensions.pop("sandbox_bill_downloads", None)
     return jsonify({"status": "reset"})

@@ -44,15 +44,32 @@ STATE_MODES = ("sending_then_sent", "sending_then_failed", "refund_slow")
 MP_CODES = {"jscode2session": {"40226": "code blocked"},
             "msg_sec_check": {"61010": "user in blacklist, or the user has not visited the mini program "
                                        "in the last two hours"}}
-MODES = BASE_MODES + tuple(c for c in PAY_CODES if c not in BASE_MODES) + STATE_MODES + ("40226", "61010")
+# WeChat Pay APIv3's error codes on the transfer-bill APIs: (HTTP status, message).
+V3_CODES = {
+    "PARAM_ERROR": (400, "参数错误"),
+    "INVALID_REQUEST": (400, "请求参数符合参数格式，但不符合业务规则"),
+    "SIGN_ERROR": (401, "签名错误"),
+    "NO_AUTH": (403, "当前商户号没有使用该接口的权限"),
+    "NOT_ENOUGH": (403, "商户账户余额不足"),
+    "ACCOUNT_ERROR": (403, "收款用户账户异常"),
+    "NOT_FOUND": (404, "记录不存在"),
+    "FREQUENCY_LIMIT_EXCEED": (429, "超过频率限制，请稍后再试"),
+    "SYSTEM_ERROR": (500, "系统错误，请使用原单号重试"),
+    "NO_STATEMENT_EXIST": (400, "账单文件不存在"),
+}
+TRANSFER_APIS = ("transfer_bills", "transfer_query", "transfer_cancel", "fundflowbill")
+MODES = (BASE_MODES + tuple(c for c in PAY_CODES if c not in BASE_MODES) + STATE_MODES + ("40226", "61010")
+         + tuple(c for c in V3_CODES if c not in PAY_CODES))
 UNKNOWN_PAY_CODE, UNKNOWN_ERRCODE = "NEW_RISK_CONTROL", 89999
 APIS = ("token", "jscode2session", "msg_sec_check", "media_check_async", "subscribe_send",
-        "sendminiprogramhb", "sendredpack", "gethbinfo", "downloadfundflow")
+        "sendminiprogramhb", "sendredpack", "gethbinfo", "downloadfundflow") + TRANSFER_APIS
 PAY_APIS = ("sendminiprogramhb", "sendredpack", "gethbinfo", "downloadfundflow")
 
 
 def mode_fits(api: str, mode: str) -> bool:
     """Codes and states exist only where WeChat has them (`*` takes any mode)."""
+    if api in TRANSFER_APIS:
+        return mode in V3_CODES or mode in BASE_MODES and mode not in STATE_MODES
     if mode in BASE_MODES or api == "*":
         return True
     if mode in ("40226", "61010"):

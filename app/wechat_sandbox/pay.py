@@ -359,6 +359,11 @@ def _yuan(fen: int) -> str:
     return str((Decimal(fen) / 100).quantize(Decimal("0.01")))
 
 
+# 业务名称, 业务类型, 备注 of each kind of flow: red packets (v2) and merchant transfers (v3) share the account.
+FLOW_NAMES = {"send": ("现金红包", "红包发放", "红包发放"), "refund": ("现金红包", "红包退款", "红包未领取退回"),
+              "transfer": ("商家转账", "转账", "商家转账到零钱")}
+
+
 def build_fundflow(state, day: str) -> str | None:
     """The day's fund-flow bill as WeChat writes it: backtick-prefixed CSV, summary rows at the end."""
     rows = state.query("SELECT * FROM flows WHERE day = ? ORDER BY at, id", (day,))
@@ -367,14 +372,14 @@ def build_fundflow(state, day: str) -> str | None:
     mch_id = current_app.config["WECHAT_MCH_ID"]
     lines = [FUND_HEADER]
     income = [r for r in rows if r["kind"] == "refund"]
-    expense = [r for r in rows if r["kind"] == "send"]
+    expense = [r for r in rows if r["kind"] != "refund"]  # red packets sent, transfers paid
     for r in rows:
         refund = r["kind"] == "refund"
         flow_id = f"{mch_id}{local_dt(r['at']).strftime('%Y%m%d')}{r['id']:010d}"
-        cells = [wx_time(r["at"]), r["detail_id"], flow_id, "现金红包",
-                 "红包退款" if refund else "红包发放", "收入" if refund else "支出", _yuan(r["amount_fen"]),
-                 _yuan(r["balance_fen"]), "system" if refund else f"{mch_id}API",
-                 "红包未领取退回" if refund else "红包发放", r["mch_billno"]]
+        name, kind, remark = FLOW_NAMES[r["kind"]]
+        cells = [wx_time(r["at"]), r["detail_id"], flow_id, name, kind, "收入" if refund else "支出",
+                 _yuan(r["amount_fen"]), _yuan(r["balance_fen"]), "system" if refund else f"{mch_id}API", remark,
+                 r["mch_billno"]]
         lines.append(",".join("`" + cell for cell in cells))
     lines.append(SUMMARY_HEADER)
     lines.append(",".join("`" + c for c in (str(len(rows)), str(len(income)),

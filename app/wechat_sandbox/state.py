@@ -27,6 +27,11 @@ CREATE TABLE IF NOT EXISTS redpacks (
     openid TEXT NOT NULL, amount_fen INTEGER NOT NULL, status TEXT NOT NULL, detail_id TEXT NOT NULL,
     package TEXT, send_time REAL NOT NULL, send_day TEXT NOT NULL, rcv_time REAL, refund_time REAL,
     pending_left INTEGER, pending_then TEXT, reason TEXT);
+CREATE TABLE IF NOT EXISTS transfers (
+    out_bill_no TEXT PRIMARY KEY, transfer_bill_no TEXT NOT NULL, params_hash TEXT NOT NULL, appid TEXT NOT NULL,
+    openid TEXT NOT NULL, amount_fen INTEGER NOT NULL, remark TEXT NOT NULL, scene_id TEXT NOT NULL,
+    notify_url TEXT NOT NULL, state TEXT NOT NULL, fail_reason TEXT, package_info TEXT,
+    create_time REAL NOT NULL, update_time REAL NOT NULL, notify_status TEXT, notify_attempts INTEGER DEFAULT 0);
 CREATE TABLE IF NOT EXISTS flows (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, day TEXT NOT NULL, kind TEXT NOT NULL,
     mch_billno TEXT NOT NULL, detail_id TEXT NOT NULL, amount_fen INTEGER NOT NULL,
@@ -107,7 +112,7 @@ class State:
     def reset(self):
         with self.tx() as conn:
             for table in ("settings", "users", "codes", "tokens", "faults", "redpacks", "flows", "messages",
-                          "subscriptions", "media_checks", "text_checks"):
+                          "subscriptions", "media_checks", "text_checks", "transfers"):
                 conn.execute(f"DELETE FROM {table}")
 
     # the clock -----------------------------------------------------------------------------------
