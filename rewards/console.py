@@ -72,7 +72,8 @@ def overview():
 # A rules request as finance reads it: each setting's name, amounts in 元.
 SETTING_NAMES = {"trigger": "发放时机", "resident_day_count": "每人每日个数", "resident_month_count": "每人每月个数",
                  "resident_day_fen": "每人每日金额", "resident_month_fen": "每人每月金额", "program_day_fen": "全市每日金额",
-                 "program_month_fen": "全市每月金额", "amounts": "奖励金额"}
+                 "program_month_fen": "全市每月金额", "first_reporter_only": "只奖励首位报料人",
+                 "category_amounts": "各类别奖励金额"}
 TRIGGER_NAMES = {"approval": "审核通过即发", "verification": "部门核查后发"}
 
 
@@ -81,12 +82,16 @@ def _setting_words(settings: dict) -> str:
 
     words = []
     for key, value in (settings or {}).items():
-        if key.endswith("_fen") and isinstance(value, int):
+        if isinstance(value, bool):
+            value = "是" if value else "否"
+        elif key.endswith("_fen") and isinstance(value, int):
             value = format_yuan(value)
         elif key == "trigger":
             value = TRIGGER_NAMES.get(value, value)
-        elif isinstance(value, (dict, list)):
-            value = "（已修改）"
+        elif isinstance(value, dict):
+            value = f"{len(value)} 类" if value else "按默认"
+        elif isinstance(value, list):
+            value = f"{len(value)} 项"
         words.append(f"{SETTING_NAMES.get(key, key)} {value}")
     return "；".join(words)
 

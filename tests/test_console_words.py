@@ -82,6 +82,7 @@ def _more_states():
     from app.display import business_day
     from app.extensions import db
     from app.hazards.models import Hazard
+    from app.models.outbox import OutboxMessage
     from app.models.staff import StaffUser
     from rewards import finance
     from rewards.models import Payout, ReconciliationRun
@@ -96,6 +97,8 @@ def _more_states():
         payout.status, payout.reason, payout.last_code = "manual_review", "config:NO_AUTH", "NO_AUTH"
     hazard = db.session.scalar(select(Hazard).where(Hazard.status == "dispatched").limit(1))
     hazard.overdue = True
+    db.session.add(OutboxMessage(topic="hazard.notify", payload={"notice_id": 0}, status="dead", attempts=8,
+                                 last_error="ConnectionError: sandbox unreachable"))
     db.session.commit()
 
 
@@ -138,6 +141,29 @@ def _pages(targets) -> dict[str, list[str]]:
     }
 
 
+def _approve_and_follow(page, base) -> list[str]:
+    """The moderator's main task: claim (N), approve (A), read where it led, follow the ticket link."""
+    page.goto(f"{base}/console/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(re.compile(r".*/console/review/\d+$"))
+    page.keyboard.press("a")
+    page.wait_for_url(re.compile(r".*/console/review/$"))
+    flash = page.locator(".flash").first.inner_text()
+    assert re.search(r"报料 #\d+：已采纳 · 工单 #\d+（(新建工单|并入已有工单)） · 奖励", flash), flash
+    page.screenshot(path=str(SCREENSHOTS / "moderator--after-approve.png"), full_page=True)
+    problems = [f"moderator after approve: {p}" for p in find_identifiers(page.inner_text("body"))]
+    page.click(".flash a.ticket-link")
+    page.wait_for_url(re.compile(r".*/console/hazards/\d+$"))
+    assert page.locator("h1").inner_text().startswith("工单 #")
+    page.screenshot(path=str(SCREENSHOTS / "moderator--ticket-after-approve.png"), full_page=True)
+    return problems + [f"moderator ticket after approve: {p}" for p in find_identifiers(page.inner_text("body"))]
+
+
+# Each web map on a page: drawn (data-ready), no error, and some grid or point on it.
+MAP_STATE = """els => els.map(e => ({ready: e.dataset.ready || null, error: e.dataset.error || null,
+                                   shapes: e.querySelectorAll('path').length}))"""
+
+
 def _slug(path: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "home"
 
@@ -171,6 +197,11 @@ def test_every_console_page_reads_as_chinese_for_every_role(demo_console):
                     page.screenshot(path=str(SCREENSHOTS / f"{role}--{_slug(path)}.png"), full_page=True)
                     for problem in find_identifiers(page.inner_text("body")):
                         problems.append(f"{role} {path}: {problem}")
+                    maps = page.eval_on_selector_all("[data-map]", MAP_STATE)
+                    problems += [f"{role} {path}: map not drawn ({m})" for m in maps
+                                 if m["error"] or not m["ready"] or not m["shapes"]]
+                if role == "moderator":
+                    problems += _approve_and_follow(page, base)
                 context.close()
         finally:
             browser.close()

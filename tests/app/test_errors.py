@@ -70,3 +70,31 @@ def test_unexpected_error_is_a_generic_500_outside_tests(make_app):
 
 def test_validation_error_class_is_marshmallows():
     assert issubclass(ValidationError, Exception)
+
+
+def test_console_paths_answer_errors_as_chinese_pages(make_app):
+    """A console page that fails (500, 429, 404 …) is a Chinese page in the console's frame, never JSON."""
+    from app.errors import RateLimited
+
+    app = make_app(PROPAGATE_UNEXPECTED=False)
+    if "console_probe" not in app.blueprints:
+        bp = Blueprint("console_probe", __name__)
+
+        @bp.get("/console/__probe/crash")
+        def console_crash():
+            raise RuntimeError("boom")
+
+        @bp.get("/console/__probe/busy")
+        def console_busy():
+            raise RateLimited(headers={"Retry-After": "30"})
+
+        app.register_blueprint(bp)
+    client = app.test_client()
+    crash = client.get("/console/__probe/crash")
+    assert crash.status_code == 500 and crash.mimetype == "text/html"
+    assert "系统出错了" in crash.get_data(as_text=True) and "boom" not in crash.get_data(as_text=True)
+    busy = client.get("/console/__probe/busy")
+    assert busy.status_code == 429 and busy.headers["Retry-After"] == "30"
+    assert "操作太频繁" in busy.get_data(as_text=True)
+    assert client.get("/console/__probe/none").mimetype == "text/html"
+    assert client.get("/__probe/none").mimetype == "application/json"
