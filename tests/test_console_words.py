@@ -159,6 +159,11 @@ def _approve_and_follow(page, base) -> list[str]:
     return problems + [f"moderator ticket after approve: {p}" for p in find_identifiers(page.inner_text("body"))]
 
 
+# Each web map on a page: drawn (data-ready), no error, and some grid or point on it.
+MAP_STATE = """els => els.map(e => ({ready: e.dataset.ready || null, error: e.dataset.error || null,
+                                   shapes: e.querySelectorAll('path').length}))"""
+
+
 def _slug(path: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "home"
 
@@ -192,6 +197,9 @@ def test_every_console_page_reads_as_chinese_for_every_role(demo_console):
                     page.screenshot(path=str(SCREENSHOTS / f"{role}--{_slug(path)}.png"), full_page=True)
                     for problem in find_identifiers(page.inner_text("body")):
                         problems.append(f"{role} {path}: {problem}")
+                    maps = page.eval_on_selector_all("[data-map]", MAP_STATE)
+                    problems += [f"{role} {path}: map not drawn ({m})" for m in maps
+                                 if m["error"] or not m["ready"] or not m["shapes"]]
                 if role == "moderator":
                     problems += _approve_and_follow(page, base)
                 context.close()

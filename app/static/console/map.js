@@ -24,6 +24,7 @@
     var data = JSON.parse(el.getAttribute("data-map"));
     var tiles = data.tiles;
     var map = L.map(el, { scrollWheelZoom: false, attributionControl: !!(tiles && tiles.layers.length) });
+    map.setView(DONGGUAN, 10);  // a view before any layer: vector layers added to a map without one throw
     map.attributionControl && map.attributionControl.setPrefix(false);
     map.createPane("points").style.zIndex = 620;  // points above the 镇街 names (markerPane, 600)
     if (tiles && tiles.layers.length) {
