@@ -93,7 +93,7 @@ def test_moderator_approves_and_rejects_with_the_keyboard(live_console, wechat_s
     accepted = client.get(f"/api/mp/v1/tips/{first}", headers=first_headers).get_json()
     assert accepted["status"] == "accepted"
     assert accepted["hazard"] is not None
-    assert any("已受理" in (step.get("note") or "") for step in accepted["timeline"])
+    assert any("已采纳" in (step.get("note") or "") for step in accepted["timeline"])
     rejected = client.get(f"/api/mp/v1/tips/{second}", headers=second_headers).get_json()
     assert rejected["status"] == "rejected"
     from moderation.reasons import REASONS

@@ -28,9 +28,7 @@
     map.attributionControl && map.attributionControl.setPrefix(false);
     map.createPane("points").style.zIndex = 620;  // points above the 镇街 names (markerPane, 600)
     if (tiles && tiles.layers.length) {
-      tiles.layers.forEach(function (url) {
-        L.tileLayer(url, { subdomains: tiles.subdomains, maxZoom: 18, attribution: tiles.attribution }).addTo(map);
-      });
+      // tiles are added once the view is final (below): no tiles fetched for the provisional view
     } else if (tiles && tiles.missing) {
       var note = document.createElement("div");
       note.className = "webmap-note";
@@ -78,8 +76,13 @@
       });
     }
     var bounds = focus.isValid() ? focus : all;
-    if (bounds.isValid()) map.fitBounds(bounds.pad(0.15), { maxZoom: 17 });
+    if (bounds.isValid()) map.fitBounds(bounds.pad(0.15), { maxZoom: 17, animate: false });
     else map.setView(DONGGUAN, 10);
+    if (tiles && tiles.layers.length) {
+      tiles.layers.forEach(function (url) {
+        L.tileLayer(url, { subdomains: tiles.subdomains, maxZoom: 18, attribution: tiles.attribution }).addTo(map);
+      });
+    }
     layers.forEach(function (layer) { layer.addTo(map); });
     el.setAttribute("data-ready", "1");
   }
