@@ -3,7 +3,6 @@ decrypted, media checks recorded."""
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 
@@ -12,6 +11,7 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidSignatureException
 from wechatpy.utils import check_signature
 
+from app.json_body import InvalidJson, load_json
 from app.wechat.common import _parse_xml
 from app.wechat.media import _record_media_check
 
@@ -123,11 +123,13 @@ def _push_payload(body: bytes, args, cfg) -> dict | None:
 
 
 def _decode_push(body: bytes) -> dict | None:
-    text = body.decode("utf-8", "replace").strip() if body else ""
-    if text.startswith("{"):
+    """The message, or None (answered 400 "invalid message"). JSON goes through the project's one
+    loader: nesting thousands deep, lone surrogates or 5,000-digit numbers are refused, not a 500."""
+    text = body.strip() if body else b""
+    if text.startswith(b"{"):
         try:
-            data = json.loads(text)
-        except ValueError:
+            data = load_json(text)
+        except InvalidJson:
             return None
         return data if isinstance(data, dict) else None
-    return _parse_xml(text.encode("utf-8")) if text.startswith("<") else None
+    return _parse_xml(text) if text.startswith(b"<") else None

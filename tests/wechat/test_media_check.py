@@ -231,6 +231,20 @@ def test_malformed_body_is_400(sandbox_app, wechat_sandbox, body):
     assert reply.status_code == 400 and rows() == []
 
 
+@pytest.mark.parametrize("body", [
+    b"{" + b'"a":[' * 50_000 + b"]" * 50_000 + b"}",  # RecursionError in json.loads
+    b'{"Event": "wxa_media_check", "trace_id": "\\ud800"}',  # a lone surrogate
+    b'{"Event": "wxa_media_check", "trace_id": ' + b"9" * 5000 + b"}",  # past int()'s digit limit
+    b'{"Event": "wxa_media_check", "trace_id": NaN}',
+    b'{"Event": "wxa_media_check", "trace_id": "t\xff"}',  # not UTF-8
+])
+def test_hostile_json_body_is_the_one_400(sandbox_app, wechat_sandbox, body):
+    """Through the project's one JSON loader (app/json_body.py): never a 500, never a row."""
+    reply = post_push(sandbox_app.test_client(), event("t"), body=body)
+    assert (reply.status_code, reply.get_data(as_text=True)) == (400, "invalid message")
+    assert rows() == []
+
+
 def test_xml_plaintext_push(sandbox_app, wechat_sandbox):
     reply = post_push(sandbox_app.test_client(), event("trace-xml", "review", 21000),
                       cfg=push_cfg(WECHAT_PUSH_FORMAT="xml"))
