@@ -97,10 +97,13 @@ def create_tip(headers, body):
         tip, created, answer = intake.submit_tip(resident_id, key, body)
         if answer is None:  # a replay of the same key and body
             answer = queries.serialize_tip(tip)
+        # Read before the commit: after it the tip's attributes are expired, and reloading them would
+        # open a new write transaction (SQLite's lock) just to write a log line.
+        event = {"event": "tip.received", "tip_id": tip.id, "category": tip.category,
+                 "category_name": answer.get("category_name")}
         db.session.commit()
         if created:  # an event the demo's terminal shows (app/demo_feed.py)
-            log.info("tip received", extra={"event": "tip.received", "tip_id": tip.id, "category": tip.category,
-                                            "category_name": answer.get("category_name")})
+            log.info("tip received", extra=event)
     except IntegrityError:
         # Two identical requests raced past the key check: the other one's tip is the answer.
         db.session.rollback()

@@ -82,11 +82,13 @@ def decide(tip_id: int, actor: StaffUser, body: dict) -> dict:
                                   duplicate_of=decision["duplicate_of"], answer=_jsonable(answer)))
     record_audit(f"tip.{action}", "tip", tip.id, actor=actor, before=before,
                  after={**after, "answer": _jsonable(answer)})
-    db.session.commit()
     reward = answer.get("reward") or {}
-    log.info("tip decided", extra={"event": "tip.decided", "tip_id": tip.id, "action": action,
-                                   "staff": actor.username, "reward_status": reward.get("status"),
-                                   "reward_fen": reward.get("amount_fen"), "reward_reason": reward.get("reason_label")})
+    # Read before the commit expires them: a reload after it would open a new write transaction.
+    event = {"event": "tip.decided", "tip_id": tip.id, "action": action, "staff": actor.username,
+             "reward_status": reward.get("status"), "reward_fen": reward.get("amount_fen"),
+             "reward_reason": reward.get("reason_label")}
+    db.session.commit()
+    log.info("tip decided", extra=event)
     return {"tip": tip, "hazard": answer.get("hazard"), "reward": answer.get("reward")}
 
 

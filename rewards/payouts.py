@@ -204,9 +204,10 @@ def mark_sent(payout_id: int, *, at: datetime, package: str | None = None, detai
     if from_statuses and transition(payout_id, from_statuses, "sent", reason=None, **values):
         budget.commit_reserved(payout.period, payout.amount_fen)
         ledger.post_sent(payout, at=at)
+        event = {"event": "payout.sent", "payout_id": payout_id, "tip_id": payout.tip_id,
+                 "amount_fen": payout.amount_fen}  # read before the commit expires them
         db.session.commit()
-        log.info("red packet sent", extra={"event": "payout.sent", "payout_id": payout_id, "tip_id": payout.tip_id,
-                                           "amount_fen": payout.amount_fen})
+        log.info("red packet sent", extra=event)
         return "sent"
     db.session.rollback()
     return _fresh(payout_id).status

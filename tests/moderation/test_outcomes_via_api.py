@@ -6,6 +6,7 @@ import uuid
 
 from PIL import Image
 
+from app.extensions import db
 from app.queue import run_burst
 from tests.media.corpus import encode, street_photo
 from tests.moderation.factories import make_staff, point_in_grid, staff_headers
@@ -25,6 +26,9 @@ def _submit(client, headers, data, description="小区楼下有人违规存放�
             "location": {"lat": lat, "lng": lng, "coord": "wgs84"}, "photo_ids": [photo.get_json()["id"]]}
     tip = client.post("/api/mp/v1/tips", json=body, headers={**headers, "Idempotency-Key": str(uuid.uuid4())})
     assert tip.status_code == 201, tip.get_json()
+    # The requests share this test's app context: a view that reads its rows again after the commit
+    # would leave a write transaction open here, and SQLite's lock would stall the intake worker.
+    assert not db.session().in_transaction()
     return tip.get_json()["id"]
 
 
