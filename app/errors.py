@@ -115,9 +115,22 @@ def console_error_page(status, message, headers=None):
     return body, status, {"Content-Type": "text/html; charset=utf-8", **(headers or {})}
 
 
+def _wants_georeport() -> bool:
+    """Under Open311's prefix every error is GeoReport's shape, also for a URL no route matches."""
+    from flask import has_request_context
+
+    from app.hazards.open311 import PREFIX
+
+    return has_request_context() and (request.path == PREFIX or request.path.startswith(PREFIX + "/"))
+
+
 def error_response(status, code, message, fields=None, headers=None):
     if _wants_console_page():
         return console_error_page(status, message, headers)
+    if _wants_georeport():
+        from app.hazards.open311 import georeport_error
+
+        return georeport_error(status, message, headers)
     body = {"error": {"code": code, "message": message, "fields": fields or {}}}
     response = jsonify(body)
     response.status_code = status

@@ -14,9 +14,8 @@ from xml.etree import ElementTree
 
 from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy import select
-from werkzeug.exceptions import HTTPException
 
-from app.errors import HTTP_MESSAGES, AppError, NotFound, Unprocessable
+from app.errors import NotFound, Unprocessable
 from app.extensions import db, limiter
 from app.hazards.catalogue import get_category, list_categories
 from app.hazards.lifecycle import status_label
@@ -24,7 +23,8 @@ from app.hazards.models import OPEN_HAZARD_STATUSES, Category, Hazard
 from app.hazards.queries import iso, tip_photos
 from app.ids import parse_id
 
-bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
+PREFIX = "/open311/v2"
+bp = Blueprint("open311", __name__, url_prefix=PREFIX)
 DEFAULT_PAGE, MAX_PAGE = 50, 200
 MAX_PAGE_NUMBER = 1_000_000  # past any real list; keeps the OFFSET a number the database takes
 OPEN311_LIMIT = "120/minute"
@@ -66,19 +66,12 @@ def _format_of_request() -> str:
     return "xml" if request.path.endswith(".xml") else "json"
 
 
-@bp.errorhandler(AppError)
-def open311_app_error(error: AppError):
-    return _answer(_format_of_request(), [{"code": error.status, "description": error.message}], "errors", "error",
-                   error.status)
-
-
-@bp.errorhandler(HTTPException)
-def open311_http_error(error: HTTPException):
-    status = error.code or 500
-    description = HTTP_MESSAGES.get(status, ("", error.description or "请求失败"))[1]
-    response = _answer(_format_of_request(), [{"code": status, "description": description}], "errors", "error", status)
-    if status == 429:
-        response.headers["Retry-After"] = str(getattr(error, "retry_after", None) or 60)
+def georeport_error(status: int, message: str, headers=None) -> Response:
+    """Every error under PREFIX, matched route or not (app/errors.py sends them here): GeoReport's
+    [{"code", "description"}], as XML <errors><error> when the path asks for .xml."""
+    response = _answer(_format_of_request(), [{"code": status, "description": message}], "errors", "error", status)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
     return response
 
 

@@ -57,8 +57,10 @@ def _assert_error(reply, status, code=None):
 @pytest.mark.parametrize("bad", BAD_IDS)
 def test_ids_that_cannot_exist_are_404(hostile, bad):
     client, admin, dept, resident = hostile
-    for path in (f"/api/staff/v1/tips/{bad}", f"/api/staff/v1/hazards/{bad}", f"/open311/v2/requests/{bad}.json"):
+    for path in (f"/api/staff/v1/tips/{bad}", f"/api/staff/v1/hazards/{bad}"):
         _assert_error(client.get(path, headers=admin), 404)
+    reply = client.get(f"/open311/v2/requests/{bad}.json")  # GeoReport's error list under its prefix
+    assert reply.status_code == 404 and reply.get_json() == [{"code": 404, "description": reply.get_json()[0]["description"]}]
     for path, body in ((f"/api/staff/v1/tips/{bad}/decision", {"action": "reject", "reason": "x"}),
                        (f"/api/staff/v1/review/{bad}/release", None),
                        (f"/api/staff/v1/hazards/{bad}/transition", {"to": "dispatched"}),
@@ -143,3 +145,22 @@ def test_the_openapi_document_bounds_path_ids(hostile):
     spec = client.get("/api/openapi.json").get_json()
     param = next(p for p in spec["paths"]["/api/staff/v1/hazards/{hazard_id}"]["parameters"] if p["name"] == "hazard_id")
     assert param["schema"]["maximum"] == MAX_ID
+
+
+@pytest.mark.parametrize("where", ["query_key", "query_value", "path", "form"])
+def test_nul_in_query_path_or_form_is_400_on_every_engine(hostile, where):
+    """PostgreSQL text cannot hold NUL: `?category=%00` was a DataError (500) there, found by the fuzzing."""
+    client, admin, _, _ = hostile
+    if where == "query_value":
+        _assert_error(client.get("/api/staff/v1/hazards", query_string={"category": "a\x00"}, headers=admin),
+                      400, "bad_request")
+        reply = client.get("/open311/v2/requests.json", query_string={"service_code": "\x00"})
+        assert reply.status_code == 400 and reply.get_json()[0]["code"] == 400  # GeoReport's shape there
+    elif where == "query_key":
+        _assert_error(client.get("/api/staff/v1/hazards?ca%00t=1", headers=admin), 400, "bad_request")
+    elif where == "path":
+        reply = client.get("/open311/v2/services/lpg%00illegal.json")
+        assert reply.status_code == 400 and reply.get_json()[0]["code"] == 400
+    else:
+        reply = client.post("/console/login", data={"username": "a\x00", "password": "x"})
+        assert reply.status_code == 400 and "无效字符" in reply.get_data(as_text=True)

@@ -80,3 +80,28 @@ def test_discovery_in_xml(georeport):
     assert root.tag == "discovery"
     assert root.find("endpoints/endpoint/specification").text == "http://wiki.open311.org/GeoReport_v2"
     assert {f.text for f in root.findall("endpoints/endpoint/formats/format")} == {"application/json", "text/xml"}
+
+
+@pytest.mark.parametrize("method, path, status", [
+    ("GET", "/open311/v2/no_such_resource.json", 404),
+    ("GET", "/open311/v2/no_such_resource.xml", 404),
+    ("GET", "/open311/v2/requests/abc.json", 404),
+    ("GET", "/open311/v2/requests/1.csv", 404),
+    ("GET", "/open311/v2/", 404),
+    ("POST", "/open311/v2/requests.json", 405),
+    ("DELETE", "/open311/v2/services.xml", 405),
+])
+def test_urls_no_route_matches_answer_georeports_errors(client, method, path, status):
+    """Unmatched URLs under the prefix are GeoReport's errors too, not the project's JSON shape."""
+    reply = client.open(path, method=method)
+    assert reply.status_code == status
+    if path.endswith(".xml"):
+        assert reply.mimetype == "text/xml"
+        root = ElementTree.fromstring(reply.data)
+        assert root.tag == "errors"
+        errors = [{child.tag: child.text for child in item} for item in root]
+    else:
+        errors = reply.json
+    assert isinstance(errors, list) and len(errors) == 1
+    assert set(errors[0]) == {"code", "description"} and str(errors[0]["code"]) == str(status)
+    assert errors[0]["description"] in ("找不到该资源", "不支持该请求方法")
