@@ -5,6 +5,7 @@ start when a secret or a real service is missing, rather than falling back to th
 """
 import os
 import re
+import socket
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -144,6 +145,14 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
             env.get("DATABASE_URL") or f"sqlite:///{instance / 'renrenpai.db'}"
         ),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # PostgreSQL reached through PgBouncer in transaction mode: a server connection serves other
+        # clients between transactions, so psycopg must not prepare statements on it.
+        "DATABASE_PGBOUNCER": _env_bool(env, "DATABASE_PGBOUNCER", False),
+        # How many machines run this app against the same services; above 1 the embedded parts
+        # (SQLite, the embedded Redis, a local photo folder) are refused. HOST_NAME names this one
+        # (periodic-job locks say who holds them).
+        "HOST_COUNT": _env_int(env, "HOST_COUNT", 1),
+        "HOST_NAME": env.get("HOST_NAME") or socket.gethostname(),
         # None means: start (or join) the embedded Redis under the instance folder.
         "REDIS_URL": env.get("REDIS_URL") or None,
         "MEDIA_STORAGE": env.get("MEDIA_STORAGE") or str(instance / "media"),
@@ -280,7 +289,44 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
     for name in ("PHOTO_RETENTION_DAYS", "LOCATION_RETENTION_DAYS"):
         if int(cfg[name]) < 0:
             raise ConfigError(f"{name} must be a number of days (0: no limit)")
+    refuse_single_host_parts(cfg)
+    if cfg["DATABASE_PGBOUNCER"]:
+        use_pgbouncer(cfg)
     return cfg
+
+
+def refuse_single_host_parts(cfg: dict) -> None:
+    """With HOST_COUNT > 1 every host must see the same database, Redis and photos: the embedded
+    parts live in one machine's instance folder, so another host would see none of it."""
+    hosts = int(cfg["HOST_COUNT"])
+    if hosts < 1:
+        raise ConfigError("HOST_COUNT must be the number of machines running the app (1 or more)")
+    if hosts == 1:
+        return
+    problems = []
+    if str(cfg["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
+        problems.append("数据库不能是本机的 SQLite 文件，请设置 DATABASE_URL 为共用的 PostgreSQL "
+                        "(the database must be a shared PostgreSQL DATABASE_URL, not a SQLite file)")
+    if not cfg["REDIS_URL"]:
+        problems.append("不能使用内置 Redis，请设置 REDIS_URL 为共用的 Redis "
+                        "(REDIS_URL must name a shared Redis, not the embedded one)")
+    if not str(cfg["MEDIA_STORAGE"]).startswith("s3://"):
+        problems.append("照片不能存放在本机文件夹，请设置 MEDIA_STORAGE 为 S3 兼容的对象存储 "
+                        "(MEDIA_STORAGE must be S3-compatible storage, not a local folder)")
+    if problems:
+        raise ConfigError(f"HOST_COUNT={hosts}，多台主机部署时启动被拒绝 (start refused with several hosts): "
+                          + "；".join(problems))
+
+
+def use_pgbouncer(cfg: dict) -> None:
+    """PgBouncer's transaction pooling hands a server connection to another client after each
+    transaction: psycopg's server-side prepared statements would then meet the wrong connection
+    ("prepared statement … does not exist"), so none are made."""
+    if not str(cfg["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql"):
+        raise ConfigError("DATABASE_PGBOUNCER=1 needs a PostgreSQL DATABASE_URL (PgBouncer's address)")
+    options = dict(cfg["SQLALCHEMY_ENGINE_OPTIONS"])
+    options["connect_args"] = {**options.get("connect_args", {}), "prepare_threshold": None}
+    cfg["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
 def refuse_weak_secret_key(key: str) -> None:

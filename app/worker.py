@@ -16,11 +16,14 @@ that several clocks (several machines) still run each job once per interval.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 
 from app import lifeline
 from app.extensions import redis
@@ -40,7 +43,7 @@ def run_due_periodics(app, last_run: dict[str, float]) -> list[str]:
             continue
         last_run[periodic.id] = now
         lock_ms = max(int(periodic.every * 1000) - 50, 100)
-        if not redis.conn.set(f"periodic:{periodic.id}", "1", nx=True, px=lock_ms):
+        if not redis.conn.set(f"periodic:{periodic.id}", lock_holder(app), nx=True, px=lock_ms):
             continue  # another clock ran it this interval
         try:
             if periodic.inline:
@@ -53,6 +56,13 @@ def run_due_periodics(app, last_run: dict[str, float]) -> list[str]:
         except Exception:
             log.exception("periodic job failed", extra={"periodic": periodic.id})
     return started
+
+
+def lock_holder(app) -> str:
+    """The periodic lock's value: "host pid time" (UTC ISO), so an operator reading the key sees who
+    ran the job last (`redis-cli get periodic:outbox.relay`)."""
+    moment = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return f"{app.config.get('HOST_NAME') or socket.gethostname()} {os.getpid()} {moment}"
 
 
 def _call(path):

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Loaded once per session by `reference_data`; survive the per-test cleaning.
 REFERENCE_TABLES = {"alembic_version", "departments", "categories", "towns", "grids"}
 
-pytest_plugins = [p for p in ("tests.fixtures.sandbox", "tests.fixtures.s3") if (ROOT / (p.replace(".", "/") + ".py")).exists()]
+pytest_plugins = [p for p in ("tests.fixtures.sandbox", "tests.fixtures.s3", "tests.fixtures.postgres") if (ROOT / (p.replace(".", "/") + ".py")).exists()]
 
 
 def _worker_index(config) -> int:

@@ -255,7 +255,8 @@ def show_fundflow(day):
 @bp.get("/stats")
 def stats():
     state = _state()
-    return jsonify({"token_fetches": state.get_setting("token_fetches", 0)})
+    return jsonify({"token_fetches": state.get_setting("token_fetches", 0),
+                    "pay_freq_limited": state.get_setting("pay_freq_limited", 0)})
 
 
 @bp.post("/reset")

@@ -67,6 +67,8 @@ def _over_rate():
     limit = _state().get_setting("pay_rate_limit", app.config.get("SANDBOX_PAY_RATE_LIMIT", 30))
     if rate.admit(int(limit)):
         return None
+    with _state().tx() as conn:  # counted, so a test of the app's limiter can show it never tripped
+        _state().set_setting("pay_freq_limited", _state().get_setting("pay_freq_limited", 0, conn) + 1, conn)
     return pay_fail("FREQ_LIMIT", "超过频率限制，请稍后再试")
 
 

@@ -32,6 +32,18 @@ def test_periodic_runs_once_per_interval_across_clocks(app, db, redis_conn):
     assert redis_conn.get("test:ticks") == b"1"
 
 
+def test_the_periodic_lock_says_who_holds_it(make_app, db, redis_conn):
+    """"host pid time": an operator reading periodic:<id> sees which machine's clock ran it last."""
+    import os
+    from datetime import datetime, timezone
+
+    redis_conn.delete("periodic:test.periodic")
+    assert "test.periodic" in run_due_periodics(make_app(HOST_NAME="worker-b"), {})
+    host, pid, moment = redis_conn.get("periodic:test.periodic").decode().split(" ")
+    assert (host, pid) == ("worker-b", str(os.getpid()))
+    assert abs((datetime.now(timezone.utc) - datetime.fromisoformat(moment)).total_seconds()) < 60
+
+
 def test_worker_supervisor_starts_children_and_stops_them_all(subprocess_env):
     proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--rq-workers", "1",
                              "--payout-workers", "1"],

@@ -85,6 +85,7 @@ def test_without_our_limiter_the_sandbox_answers_freq_limit(make_app, sandbox_co
 
     assert "FREQ_LIMIT" in codes
     assert set(codes) <= {"FREQ_LIMIT", "NOT_FOUND"}
+    assert wechat_sandbox.stats()["pay_freq_limited"] == codes.count("FREQ_LIMIT")  # the counter tests read
 
 
 def test_limiter_is_shared_by_apps_and_threads(make_app, sandbox_config, wechat_sandbox, db):
@@ -95,6 +96,7 @@ def test_limiter_is_shared_by_apps_and_threads(make_app, sandbox_config, wechat_
     codes, elapsed = run_in_threads(apps, 3, 3, lambda: wechat.get_hb_info(new_billno()).code)
 
     assert codes == ["NOT_FOUND"] * 27  # no call refused by WeChat, none dropped by us
+    assert wechat_sandbox.stats()["pay_freq_limited"] == 0
     assert elapsed >= 1.5  # 27 calls at 10/s need at least two full windows
 
 
