@@ -3,6 +3,7 @@
 Domain code raises `AppError` subclasses; views never build error bodies by hand.
 """
 import logging
+import re
 
 from flask import current_app, jsonify, request
 from marshmallow import ValidationError
@@ -140,14 +141,73 @@ def error_response(status, code, message, fields=None, headers=None):
 
 
 def _flatten_webargs_messages(messages):
-    """webargs nests messages by location ({"json": {...}}); callers want field -> messages."""
+    """webargs nests messages by location ({"json": {...}}); callers want field -> messages, in Chinese."""
     if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "files", "headers", "view_args", "path", "cookies"}:
         flat = {}
         for part in messages.values():
             if isinstance(part, dict):
                 flat.update(part)
-        return flat
-    return messages if isinstance(messages, dict) else {"_schema": messages}
+        return chinese_messages(flat)
+    return chinese_messages(messages if isinstance(messages, dict) else {"_schema": messages})
+
+
+# marshmallow's and its validators' default messages (English) as residents and staff read them. The
+# one place they are translated: every 422 of every API passes here, so no schema has to remember to.
+# Messages a schema already gives in Chinese match nothing and pass unchanged.
+_RANGE_OPS = {"greater than or equal to": "大于等于", "greater than": "大于",
+              "less than or equal to": "小于等于", "less than": "小于"}
+_OP = "(greater than or equal to|greater than|less than or equal to|less than)"
+_MESSAGE_RULES = [(re.compile(pattern), replacement) for pattern, replacement in (
+    (r"Missing data for required field\.", "必填"),
+    (r"Field may not be null\.", "不能为空"),
+    (r"Unknown field\.", "未知字段"),
+    (r"Invalid (input )?type\.", "类型不正确"),
+    (r"Invalid value\.|Invalid input\.", "值无效"),
+    (r"Not a valid integer\.", "须为整数"),
+    (r"Not a valid number\.", "须为数字"),
+    (r"Not a valid boolean\.", "须为布尔值"),
+    (r"Not a valid date\.", "须为 YYYY-MM-DD 日期"),
+    (r"Not a valid (naive |aware )?datetime\.", "须为 ISO-8601 时间（如 2026-01-31T08:00:00+08:00）"),
+    (r"Not a valid (naive |aware )?time\.", "须为时间（如 08:00:00）"),
+    (r"Not a valid string\.", "须为文本"),
+    (r"Not a valid utf-8 string\.", "不是有效的 UTF-8 文本"),
+    (r"Not a valid list\.|Not a valid tuple\.", "须为列表"),
+    (r"Not a valid mapping type\.", "须为对象"),
+    (r"Not a valid email address\.", "邮箱格式不正确"),
+    (r"Not a valid URL\.", "网址格式不正确"),
+    (r"Not a valid .+\.", "格式不正确"),
+    (r"Special numeric values \(nan or infinity\) are not permitted\.", "数值无效"),
+    (r"Number too large\.", "数值过大"),
+    (r"String does not match expected pattern\.", "格式不正确"),
+    (r"Must be one of: (.*)\.", lambda m: "可选值：" + "、".join(c.strip() for c in m[1].split(","))),
+    (r"Length must be between (\S+) and (\S+)\.", r"长度应为 \1–\2"),
+    (r"Length must be (\S+)\.", r"长度须为 \1"),
+    (r"Longer than maximum length (\S+)\.", r"长度不能超过 \1"),
+    (r"Shorter than minimum length (\S+)\.", r"长度不能少于 \1"),
+    (rf"Must be {_OP} (\S+) and {_OP} (\S+)\.",
+     lambda m: f"须{_RANGE_OPS[m[1]]} {m[2]} 且{_RANGE_OPS[m[3]]} {m[4]}"),
+    (rf"Must be {_OP} (\S+)\.", lambda m: f"须{_RANGE_OPS[m[1]]} {m[2]}"),
+    (r"One or more of the choices you made was not in: (.*)\.", lambda m: "包含不可选的值；可选值：" + m[1]),
+)]
+
+
+def chinese_message(text):
+    """One marshmallow message in Chinese (unchanged when it is not one of marshmallow's)."""
+    if not isinstance(text, str):
+        return text
+    for pattern, replacement in _MESSAGE_RULES:
+        if pattern.fullmatch(text):
+            return pattern.sub(replacement, text)
+    return text
+
+
+def chinese_messages(messages):
+    """The same nesting (field -> [messages], list index -> {...}) with every message in Chinese."""
+    if isinstance(messages, dict):
+        return {key: chinese_messages(value) for key, value in messages.items()}
+    if isinstance(messages, (list, tuple)):
+        return [chinese_messages(item) for item in messages]
+    return chinese_message(messages)
 
 
 def handle_app_error(error: AppError):

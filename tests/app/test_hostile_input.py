@@ -164,3 +164,42 @@ def test_nul_in_query_path_or_form_is_400_on_every_engine(hostile, where):
     else:
         reply = client.post("/console/login", data={"username": "a\x00", "password": "x"})
         assert reply.status_code == 400 and "无效字符" in reply.get_data(as_text=True)
+
+
+def _all_messages(fields):
+    if isinstance(fields, dict):
+        for value in fields.values():
+            yield from _all_messages(value)
+    elif isinstance(fields, list):
+        for value in fields:
+            yield from _all_messages(value)
+    else:
+        yield fields
+
+
+def test_validation_messages_residents_and_staff_read_are_chinese(hostile):
+    """marshmallow's English defaults ("Missing data for required field.", "Not a valid integer.",
+    "Invalid input type." …) are translated in one place (app/errors.py); the codes stay the same."""
+    import re
+
+    client, admin, _, resident = hostile
+    replies = [
+        client.post("/api/staff/v1/tips/1/decision", json={"action": 5, "severity": "x", "message": ["a"]}, headers=admin),
+        client.post("/api/staff/v1/tips/1/decision", json=[1, 2], headers=admin),
+        client.post("/api/staff/v1/tips/1/decision", json={}, headers=admin),
+        client.post("/api/staff/v1/hazards/1/transition", json={"to": "resolved", "photo_ids": ["a", 1.5]}, headers=admin),
+        client.get("/api/staff/v1/review/queue", query_string={"cursor": "abc"}, headers=admin),
+        client.post("/api/staff/v1/auth/login", json={"username": 1}),
+        client.post("/api/mp/v1/auth/login", json=[1]),
+        client.post("/api/mp/v1/auth/login", json={"code": None}),
+        client.post("/api/mp/v1/tips", json={"lat": "north", "lng": True, "photo_ids": "x"}, headers=resident),
+    ]
+    seen = []
+    for reply in replies:
+        _assert_error(reply, 422, "validation_error")
+        messages = list(_all_messages(reply.get_json()["error"]["fields"]))
+        assert messages, reply.get_json()
+        for message in messages:
+            assert re.search("[\u4e00-\u9fff]", message) and not re.search("[A-Za-z]{4,}", message.replace("ISO", "")), message
+        seen += messages
+    assert {"必填", "须为整数", "类型不正确"} <= set(seen), seen
