@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.display import REWARD_STATUS, TIP_STATUS, label
 from app.errors import NotFound, Unprocessable
-from app.extensions import db, wechat
+from app.extensions import db
 from app.geo.coords import haversine_m, to_wgs84, wgs84_to_gcj02
 from app.hazards.catalogue import get_category, list_categories
 from app.ids import parse_cursor
@@ -152,7 +152,7 @@ def list_rewards(resident_id: int, cursor: str | None = None, limit: int = 20) -
 
     parse_id_cursor(cursor)  # the same id cursors as tips; refuse junk before it reaches the query
     items, next_cursor = list_rewards_for_resident(resident_id, cursor=cursor or None, limit=limit)
-    items = [with_redpacket_params(with_status_label(item)) for item in items]
+    items = [with_status_label(item) for item in items]  # `redpacket` / `transfer`: from the payout's channel
     return items, (str(next_cursor) if next_cursor is not None else None)
 
 
@@ -161,14 +161,6 @@ def with_status_label(item: dict | None) -> dict | None:
     if item is None:
         return None
     return {**item, "status_label": REWARD_STATUS.get(item["status"], item["status"])}
-
-
-def with_redpacket_params(item: dict) -> dict:
-    """A packet waiting to be opened carries what wx.sendBizRedPacket takes, signed with the
-    merchant key here (the key never reaches the phone)."""
-    if item.get("package"):
-        item = {**item, "redpacket": wechat.biz_redpacket_params(item["package"])}
-    return item
 
 
 # --- catalogue and hazards --------------------------------------------------------------------

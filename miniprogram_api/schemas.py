@@ -62,7 +62,8 @@ def in_range(low, high):
     return validate.Range(low, high, error=f"应在 {low} 到 {high} 之间")
 
 
-REWARD_STATUSES = ("reserved", "sending", "sent", "claimed", "refunded", "failed", "manual_review")
+REWARD_STATUSES = ("reserved", "sending", "sent", "claimed", "refunded", "failed", "manual_review", "waiting_confirm",
+                   "cancelled")
 
 
 class MpLoginSchema(Schema):
@@ -213,6 +214,12 @@ class MpRedPacketParamsSchema(Schema):
     paySign = fields.String(required=True)
 
 
+class MpTransferParamsSchema(Schema):
+    mch_id = fields.String(required=True, metadata={"description": "商户号（wx.requestMerchantTransfer 的 mchId）"})
+    app_id = fields.String(required=True, metadata={"description": "小程序 AppID（appId）"})
+    package = fields.String(required=True, metadata={"description": "转账单的 package_info（package）"})
+
+
 class MpRewardSchema(Schema):
     id = fields.Integer(required=True)
     tip_id = fields.Integer(allow_none=True)
@@ -222,6 +229,8 @@ class MpRewardSchema(Schema):
     package = fields.String(allow_none=True, metadata={"description": "状态为 sent 时用于 wx.sendBizRedPacket"})
     redpacket = fields.Nested(MpRedPacketParamsSchema, metadata={
         "description": "状态为 sent 时：wx.sendBizRedPacket 的全部参数（服务器已签名），原样传入即可"})
+    transfer = fields.Nested(MpTransferParamsSchema, metadata={
+        "description": "状态为 waiting_confirm 时（商家转账）：调起 wx.requestMerchantTransfer 确认收款所需的参数"})
 
 
 class MpRewardListArgsSchema(Schema):

@@ -51,6 +51,10 @@ def _register_hazard_hook():
 def _register_web(app):
     import importlib.util
 
+    from rewards.transfer_notify import bp as transfer_notify_bp
+
+    app.register_blueprint(transfer_notify_bp)
+
     if importlib.util.find_spec("rewards.finance_api") is not None:
         from app.extensions import api
         from rewards.finance_api import bp as finance_bp

@@ -10,13 +10,14 @@ from sqlalchemy import and_, func, or_, select, update
 from app.audit import record_audit
 from app.display import business_day, day_bounds_utc
 from app.errors import Conflict, Forbidden, NotFound, Unprocessable
-from app.extensions import db, wechat
+from app.extensions import db
 from app.ids import parse_cursor
 from app.models.base import utcnow
 from app.display import REWARD_STATUS
 from app.wechat import PayOutcome
 from rewards import ledger, payouts
 from rewards.budget import check_period
+from rewards.channels import CHANNEL_LABELS
 from rewards.models import FinanceRequest, LedgerEntry, LedgerTransaction, Payout
 from rewards.policy import active_policy, validate_policy
 
@@ -166,31 +167,46 @@ def payout_row(p: Payout) -> dict:
             "severity": p.severity, "amount_fen": p.amount_fen, "status": p.status,
             "status_label": STATUS_LABELS.get(p.status, p.status), "reason": p.reason, "mch_billno": p.mch_billno,
             "period": p.period, "created_at": iso(p.created_at), "sent_at": iso(p.sent_at),
-            "settled_at": iso(p.settled_at), "last_code": p.last_code, "attempts": p.attempts}
+            "settled_at": iso(p.settled_at), "last_code": p.last_code, "attempts": p.attempts,
+            "channel": p.channel, "channel_label": CHANNEL_LABELS.get(p.channel, p.channel),
+            "out_bill_no": p.mch_billno if p.channel == "transfer" else None}
 
 
 # --- manual review ------------------------------------------------------------------------------------
 
 def act_on_payout(payout_id: int, action: str, note: str | None, staff) -> dict:
-    """recheck: ask WeChat and settle; retry: send again with the SAME billno; mark_failed: only when
-    WeChat confirms it has no such packet (and a note says why)."""
+    """recheck: ask WeChat (the payout's channel) and settle; retry: send again with the SAME billno;
+    mark_failed: only when WeChat confirms it has no such packet or bill (and a note says why);
+    cancel: 撤销 a transfer bill still waiting for the resident (the budget comes back)."""
+    from rewards.channels import channel_of
+
     payout = db.session.get(Payout, payout_id)
     if payout is None:
         raise NotFound()
     before = {"status": payout.status, "reason": payout.reason}
-    if action not in ("recheck", "retry", "mark_failed"):
-        raise Unprocessable(fields={"action": ["须为 recheck、retry 或 mark_failed"]})
-    if payout.status != "manual_review" and action != "recheck":
+    if action not in ("recheck", "retry", "mark_failed", "cancel"):
+        raise Unprocessable(fields={"action": ["须为 recheck、retry、mark_failed 或 cancel"]})
+    if action == "cancel":
+        if payout.channel != "transfer" or payout.status not in ("waiting_confirm", "manual_review") \
+                or payout.sent_at is not None:
+            raise Conflict("只有等待居民确认收款的转账可以撤销", code="not_cancellable")
+    elif payout.status != "manual_review" and action != "recheck":
         raise Conflict("只有待人工核对的红包可以这样处理", code="not_in_manual_review")
     if payout.mch_billno is None:
         raise Conflict("该奖励没有红包单号", code="no_billno")
     billno = payout.mch_billno
+    channel = channel_of(payout)
     db.session.rollback()
     if action == "recheck":
-        info = wechat.get_hb_info(billno)
+        info = channel.query(billno)
         if info.outcome is not PayOutcome.SUCCESS and info.code != "NOT_FOUND":
             raise Conflict(f"微信查询未成功（{info.code}），请稍后再试", code="wechat_query_failed")
-        result = payouts.apply_hb_info(payout_id, info) if info.outcome is PayOutcome.SUCCESS else "not_found"
+        result = channel.settle(payout_id, info) if info.outcome is PayOutcome.SUCCESS else "not_found"
+    elif action == "cancel":
+        try:
+            result = channel.cancel(payout_id)
+        except payouts.PayoutPending as exc:
+            raise Conflict(f"微信撤销未成功（{exc}），请稍后再试", code="wechat_query_failed") from None
     elif action == "retry":
         if payout.sent_at is not None:
             raise Conflict("该红包已发出，不能重发", code="already_sent")
@@ -204,9 +220,9 @@ def act_on_payout(payout_id: int, action: str, note: str | None, staff) -> dict:
     else:
         if not note:
             raise Unprocessable(fields={"note": ["请填写核对说明"]})
-        info = wechat.get_hb_info(billno)
+        info = channel.query(billno)
         if info.outcome is PayOutcome.SUCCESS:
-            raise Conflict(f"微信显示该红包状态为 {info.status}，不能标记为失败", code="wechat_has_packet")
+            raise Conflict(f"微信显示该单状态为 {info.status}，不能标记为失败", code="wechat_has_packet")
         if info.code != "NOT_FOUND":
             raise Conflict(f"微信查询未成功（{info.code}），请稍后再试", code="wechat_query_failed")
         result = payouts.mark_failed(payout_id, "manual_failed")

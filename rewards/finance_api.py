@@ -41,7 +41,7 @@ class FinancePayoutQuerySchema(FinanceRangeSchema):
 
 
 class FinanceActionSchema(Schema):
-    action = fields.String(required=True, validate=validate.OneOf(("recheck", "retry", "mark_failed")))
+    action = fields.String(required=True, validate=validate.OneOf(("recheck", "retry", "mark_failed", "cancel")))
     note = fields.String(load_default=None, validate=validate.Length(max=500))
 
 
@@ -111,7 +111,7 @@ class PayoutAction(MethodView):
     @staff_required("finance")
     @bp.arguments(FinanceActionSchema)
     def post(self, body, payout_id):
-        """人工核对：recheck（向微信查询并更新）、retry（同一单号重发）、mark_failed（微信确认无此红包）"""
+        """人工核对：recheck（向微信查询并更新）、retry（同一单号重发）、mark_failed（微信确认无此红包）、cancel（撤销等待居民确认的商家转账）"""
         result = finance.act_on_payout(payout_id, body["action"], body.get("note"), current_staff())
         db.session.commit()
         return result

@@ -19,6 +19,7 @@ from app.models.resident import Resident
 from app.wechat import make_mch_billno
 from rewards import budget, ledger
 from rewards.budget import insert_ignore
+from rewards.channels import new_payout_channel
 from rewards.models import Payout, RewardClaim
 from rewards.policy import NOT_GRANTED_LABELS, active_policy, amount_for
 
@@ -89,10 +90,11 @@ def _grant(payout: Payout, policy: dict, now) -> str | None:
         payout.reason = reason
         return reason
     payout.status, payout.reason = "reserved", None
+    payout.channel = new_payout_channel()   # kept for the payout's life (rewards/channels/)
     payout.period, payout.business_day, payout.reserved_at = period, day, now
     payout.next_check_at = now + timedelta(minutes=5)  # the sweeper's safety net behind the outbox
     db.session.flush()
-    # committed with the approval, before any WeChat call; every retry reuses it
+    # committed with the approval, before any WeChat call; every retry reuses it (a transfer's out_bill_no too)
     payout.mch_billno = make_mch_billno(current_app.config["WECHAT_MCH_ID"], day, payout.id)
     ledger.post_reservation(payout)
     outbox.publish(PAYOUT_TOPIC, {"payout_id": payout.id}, dedup_key=f"payout:{payout.id}")

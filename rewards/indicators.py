@@ -11,7 +11,8 @@ from rewards.models import Payout
 
 # A reserved/sending payout normally leaves those states within seconds (outbox → RQ → WeChat);
 # a sent packet is settled by the sweeper within 24 h plus WeChat's refund delay.
-STUCK_AFTER = {"reserved": timedelta(minutes=10), "sending": timedelta(minutes=10), "sent": timedelta(hours=26)}
+STUCK_AFTER = {"reserved": timedelta(minutes=10), "sending": timedelta(minutes=10), "sent": timedelta(hours=26),
+               "waiting_confirm": timedelta(hours=26)}
 
 
 def count_stuck_payouts() -> dict[str, int]:

@@ -13,7 +13,7 @@ from app.extensions import db
 from rewards import ledger
 from rewards.models import BudgetPeriod, LedgerEntry, LedgerTransaction, Payout, RewardCounter
 
-OPEN = or_(Payout.status.in_(("reserved", "sending")), and_(Payout.status == "manual_review", Payout.sent_at.is_(None)))
+OPEN = or_(Payout.status.in_(("reserved", "sending", "waiting_confirm")), and_(Payout.status == "manual_review", Payout.sent_at.is_(None)))
 IN_FLIGHT = or_(Payout.status == "sent", and_(Payout.status == "manual_review", Payout.sent_at.is_not(None)))
 COMMITTED = or_(Payout.status.in_(("sent", "claimed")), and_(Payout.status == "manual_review",
                                                              Payout.sent_at.is_not(None)))
@@ -112,7 +112,8 @@ def check_payout_entries_match_status() -> list[str]:
     """Each payout's ledger history agrees with its status (e.g. claimed ⇒ reserved, sent, claimed)."""
     expected = {"reserved": {"reserve"}, "sending": {"reserve"}, "sent": {"reserve", "sent"},
                 "claimed": {"reserve", "sent", "claimed"}, "refunded": {"reserve", "sent", "refunded"},
-                "failed": {"reserve", "failed"}, "not_granted": set(), "awaiting_verification": set()}
+                "failed": {"reserve", "failed"}, "not_granted": set(), "awaiting_verification": set(),
+                "waiting_confirm": {"reserve"}, "cancelled": {"reserve", "failed"}}
     kinds: dict[int, set] = defaultdict(set)
     for payout_id, kind in db.session.execute(select(LedgerTransaction.payout_id, LedgerTransaction.kind)
                                               .where(LedgerTransaction.payout_id.is_not(None),

@@ -7,7 +7,7 @@ import time
 
 from rewards import payouts
 
-RATE_CODES = ("FREQ_LIMIT", "LOCAL_RATE_LIMIT")   # WeChat's 30 calls/s: worth a retry a second later
+RATE_CODES = ("FREQ_LIMIT", "LOCAL_RATE_LIMIT", "FREQUENCY_LIMIT_EXCEED")  # worth a retry a second later
 RATE_RETRIES = 5
 
 

@@ -17,7 +17,10 @@ Every event is one transaction of two balanced halves (cash, budget) where both 
   claimed    Dr reward_expense / Cr packets_in_flight
   refunded   Dr wechat_merchant / Cr packets_in_flight; Dr budget_committed:P / Cr budget_available:P
              (or Cr budget_expired once P is closed)
-  failed     Dr budget_reserved:P / Cr budget_available:P   (nothing left the merchant account)
+  failed     Dr budget_reserved:P / Cr budget_available:P   (nothing left the merchant account; a
+             cancelled or expired transfer books the same release)
+A transfer (商家转账) leaves the merchant account only when the resident confirms: `sent` and
+`claimed` are then booked together, on the day WeChat's bill shows the expense.
   adjustment Dr/Cr reconciliation_suspense against wechat_merchant
   correction the reverse of an earlier transaction, linked by reverses_id
 Nothing is ever updated or deleted (ORM guard in models.py, triggers in the migration).
@@ -109,9 +112,9 @@ def post_refunded(payout, period_closed: bool, at: datetime | None = None) -> Le
                 payout_id=payout.id, period=p, at=at)
 
 
-def post_failed(payout) -> LedgerTransaction:
+def post_failed(payout, memo: str | None = None) -> LedgerTransaction:
     a, p = payout.amount_fen, payout.period
-    return post("failed", [(reserved(p), a), (available(p), -a)], payout_id=payout.id, period=p)
+    return post("failed", [(reserved(p), a), (available(p), -a)], payout_id=payout.id, period=p, memo=memo)
 
 
 def post_expiry(period: str, amount_fen: int, created_by=None) -> LedgerTransaction:

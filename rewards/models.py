@@ -12,9 +12,12 @@ from app.extensions import db
 from app.models.base import TimestampMixin, UTCDateTime, utcnow
 
 PAYOUT_STATUSES = ("awaiting_verification", "not_granted", "reserved", "sending", "sent", "claimed", "refunded",
-                   "failed", "manual_review")
+                   "failed", "manual_review", "waiting_confirm", "cancelled")
 # Statuses the residents' API may show (docs/API.md §Statuses); the others are staff-only.
-RESIDENT_STATUSES = ("reserved", "sending", "sent", "claimed", "refunded", "failed", "manual_review")
+# waiting_confirm and cancelled belong to the transfer channel (商家转账).
+RESIDENT_STATUSES = ("reserved", "sending", "sent", "claimed", "refunded", "failed", "manual_review",
+                     "waiting_confirm", "cancelled")
+PAYOUT_CHANNELS = ("redpack", "transfer")
 
 
 class Payout(TimestampMixin, db.Model):
@@ -33,7 +36,9 @@ class Payout(TimestampMixin, db.Model):
     reason: Mapped[str | None] = mapped_column(String(64))          # why not granted / why manual review
     period: Mapped[str | None] = mapped_column(String(7))           # budget month (Asia/Shanghai) 'YYYY-MM'
     business_day: Mapped[date | None] = mapped_column(Date)         # day the caps were counted on
-    mch_billno: Mapped[str | None] = mapped_column(String(28), unique=True)
+    mch_billno: Mapped[str | None] = mapped_column(String(28), unique=True)   # the transfer's out_bill_no too
+    # how it is paid (rewards/channels/): set when granted from PAYOUT_CHANNEL, never changed after
+    channel: Mapped[str] = mapped_column(String(16), nullable=False, default="redpack", server_default="redpack")
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_code: Mapped[str | None] = mapped_column(String(32))
     detail_id: Mapped[str | None] = mapped_column(String(64))

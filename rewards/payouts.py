@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 ACT_NAME = "隐患随手拍"
 WISHING = "感谢您守护城市平安"
 REMARK = "人人拍报料奖励"
-OPEN_STATUSES = ("reserved", "sending")             # reserved budget, nothing paid yet
+OPEN_STATUSES = ("reserved", "sending", "waiting_confirm")   # reserved budget, nothing paid yet
 SENT_CHECKS = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4), timedelta(hours=12),
                timedelta(hours=24, minutes=10))       # when the sweeper asks WeChat about a sent packet
 HB_SENT = ("SENDING", "SENT", "RECEIVED", "RFUND_ING", "REFUND")
@@ -81,7 +81,19 @@ def _fresh(payout_id: int) -> Payout | None:
 # --- sending -----------------------------------------------------------------------------------------
 
 def send_payout(payout_id: int) -> str:
-    """Call WeChat for one payout (idempotent: any number of concurrent or repeated runs pay once)."""
+    """Send one payout through its own channel (rewards/channels/): idempotent, any number of
+    concurrent or repeated runs pay once."""
+    from rewards.channels import channel_named
+
+    channel = db.session.execute(select(Payout.channel).where(Payout.id == payout_id)).scalar()
+    db.session.rollback()
+    if channel is None:
+        return "missing"
+    return channel_named(channel).send_payout(payout_id)
+
+
+def send_redpack(payout_id: int) -> str:
+    """Call WeChat for one red packet (idempotent: any number of concurrent or repeated runs pay once)."""
     payout = _fresh(payout_id)
     if payout is None:
         db.session.rollback()
@@ -213,18 +225,20 @@ def mark_sent(payout_id: int, *, at: datetime, package: str | None = None, detai
     return _fresh(payout_id).status
 
 
-def mark_failed(payout_id: int, code: str) -> str:
-    """WeChat said no and nothing was paid: the reservation and the caps come back."""
+def mark_failed(payout_id: int, code: str, status: str = "failed") -> str:
+    """WeChat said no and nothing was paid: the reservation and the caps come back. `status`
+    cancelled: a transfer the resident let lapse or we cancelled (booked as the same release)."""
     payout = _fresh(payout_id)
-    if payout.sent_at is None and transition(payout_id, ("reserved", "sending", "manual_review"), "failed",
+    if payout.sent_at is None and transition(payout_id, ("reserved", "sending", "waiting_confirm", "manual_review"),
+                                             status,
                                              reason=(code or "failed")[:64], last_code=(code or "")[:32],
                                              settled_at=utcnow(), next_check_at=None):
         budget.release_reserved(payout.period, payout.amount_fen)
         budget.release_counters(budget.counters_for(payout.resident_id, payout.business_day.isoformat(),
                                                     payout.period), payout.amount_fen)
-        ledger.post_failed(payout)
+        ledger.post_failed(payout, memo="转账已取消或逾期未确认" if status == "cancelled" else None)
         db.session.commit()
-        return "failed"
+        return status
     db.session.rollback()
     return _fresh(payout_id).status
 
@@ -253,7 +267,7 @@ def mark_refunded(payout_id: int, at: datetime) -> str:
 
 
 def to_manual_review(payout_id: int, reason: str) -> str:
-    if transition(payout_id, ("reserved", "sending", "sent"), "manual_review", reason=reason[:64],
+    if transition(payout_id, ("reserved", "sending", "sent", "waiting_confirm"), "manual_review", reason=reason[:64],
                   next_check_at=None):
         db.session.commit()
         log.warning("payout needs manual review", extra={"payout_id": payout_id, "reason": reason})

@@ -25,7 +25,11 @@ def reward_for_tip(tip_id: int) -> dict | None:
 
 
 def list_rewards_for_resident(resident_id: int, cursor: str | None = None, limit: int = 20) -> tuple[list[dict], str | None]:
-    """Newest first. `package` (for wx.sendBizRedPacket) only while the packet waits to be opened."""
+    """Newest first. `package` (for wx.sendBizRedPacket) only while the packet waits to be opened;
+    what the resident must do to receive, from the payout's channel: `redpacket` (a packet to open)
+    or `transfer` (a 商家转账 bill to confirm with wx.requestMerchantTransfer)."""
+    from rewards.channels import channel_of
+
     limit = max(1, min(int(limit or 20), 100))
     query = (select(Payout).where(Payout.resident_id == resident_id, Payout.status.in_(RESIDENT_STATUSES))
              .order_by(Payout.id.desc()).limit(limit + 1))
@@ -33,8 +37,8 @@ def list_rewards_for_resident(resident_id: int, cursor: str | None = None, limit
     if after is not None:
         query = query.where(Payout.id < after)
     rows = db.session.execute(query).scalars().all()
-    items = [{**_brief(p), "tip_id": p.tip_id, "package": p.package if p.status == "sent" else None}
-             for p in rows[:limit]]
+    items = [{**_brief(p), "tip_id": p.tip_id, "package": p.package if p.status == "sent" else None,
+              **channel_of(p).receive_params(p)} for p in rows[:limit]]
     return items, (str(rows[limit - 1].id) if len(rows) > limit else None)
 
 

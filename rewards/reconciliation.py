@@ -1,7 +1,7 @@
 """Reconciliation of one business day against WeChat Pay's fund-flow bill.
 
 The bill is streamed through the gateway (which checks the bill's own summary against its rows);
-each row is matched by 业务凭证号 (our mch_billno) against the ledger's `sent` (expense) and
+each row is matched by 业务凭证号 (our mch_billno; a transfer's out_bill_no is the same number) against the ledger's `sent` (expense) and
 `refunded` (income) transactions booked on that day. Classified: matched; missing_in_ledger (WeChat
 moved money we never booked), missing_in_bill (we booked money WeChat does not show), amount_mismatch,
 duplicate_in_bill, status_drift (the packet is ours but our state lags; settled from gethbinfo).
@@ -19,10 +19,11 @@ from datetime import date, timedelta
 from sqlalchemy import and_, func, insert, select, text, update
 
 from app.errors import Unprocessable
-from app.extensions import db, wechat
+from app.extensions import db
 from app.models.base import utcnow
 from app.wechat import PayOutcome, WeChatBillIncomplete
-from rewards import ledger, payouts
+from rewards import ledger
+from rewards.channels import channel_named
 from rewards.clock import shanghai_day
 from rewards.models import (LedgerTransaction, Payout, ReconciliationException, ReconciliationLine,
                             ReconciliationRun)
@@ -156,8 +157,10 @@ def _store_lines(run_id: int, bill) -> dict:
 
 
 def _reconcile(run_id: int, bill_date: date, bill) -> str:
-    if bill is None:
-        bill = wechat.download_fundflow(bill_date)
+    if bill is None:  # the account's one bill: red packets and transfers share it (APIv2 or APIv3 download)
+        from rewards.channels import configured_channel
+
+        bill = configured_channel().day_bill(bill_date)
     if bill.status not in ("READY", "NO_BILL"):
         return _fail(run_id, f"{bill.status}:{bill.code}".lower())
     totals = _store_lines(run_id, bill)   # raises WeChatBillIncomplete when the bill's totals disagree
@@ -216,17 +219,19 @@ def _classify_unmatched(direction, billno, amount, bill_date, queries) -> dict:
     """A bill row the day's ledger lacks: ours but lagging (query WeChat, settle), or not ours at all."""
     base = {"direction": direction, "mch_billno": billno, "bill_fen": amount}
     kind = KIND_OF[direction]
-    payout = db.session.execute(select(Payout.id, Payout.status).where(Payout.mch_billno == billno)).first()
+    payout = db.session.execute(select(Payout.id, Payout.status, Payout.channel)
+                                .where(Payout.mch_billno == billno)).first()
     db.session.rollback()
     if payout is None:
         return {**base, "kind": "missing_in_ledger", "detail": "不是本系统发出的红包单号"}
-    pid, before = payout
+    pid, before, channel_name = payout
     after = before
     if queries["left"] > 0:
         queries["left"] -= 1
-        info = wechat.get_hb_info(billno)
+        channel = channel_named(channel_name)
+        info = channel.query(billno)
         if info.outcome is PayOutcome.SUCCESS:
-            after = payouts.apply_hb_info(pid, info)
+            after = channel.settle(pid, info)
     booked_day = db.session.execute(select(LedgerTransaction.business_day).where(
         LedgerTransaction.payout_id == pid, LedgerTransaction.kind == kind)).scalar()
     db.session.rollback()
@@ -239,7 +244,9 @@ def _classify_missing_in_bill(direction, billno, pid, amount, queries) -> dict:
     detail = None
     if queries["left"] > 0:
         queries["left"] -= 1
-        info = wechat.get_hb_info(billno)
+        channel = db.session.execute(select(Payout.channel).where(Payout.id == pid)).scalar()
+        db.session.rollback()
+        info = channel_named(channel).query(billno)
         detail = (f"微信查询状态 {info.status}" if info.outcome is PayOutcome.SUCCESS
                   else f"微信查询未成功 {info.code}")
     return {"kind": "missing_in_bill", "direction": direction, "mch_billno": billno, "payout_id": pid,

@@ -1,4 +1,4 @@
-"""The sweeper (periodic): asks WeChat (gethbinfo) about payouts that are due a check and settles
+"""The sweeper (periodic): asks WeChat (gethbinfo; a transfer's query through its channel) about payouts that are due a check and settles
 them — sending → sent | failed, sent → claimed | refunded. What cannot be settled within WeChat's
 windows goes to manual_review for finance.
 """
@@ -26,7 +26,8 @@ def sweep_payouts(now: datetime | None = None, limit: int = 200) -> dict[str, in
     """Check every payout whose next_check_at has passed. Returns counts by resulting status."""
     now = now or utcnow()
     ids = list(db.session.execute(
-        select(Payout.id).where(Payout.status.in_(("reserved", "sending", "sent")), Payout.next_check_at <= now)
+        select(Payout.id).where(Payout.status.in_(("reserved", "sending", "sent", "waiting_confirm")),
+                                Payout.next_check_at <= now)
         .order_by(Payout.next_check_at).limit(limit)).scalars())
     db.session.rollback()
     counts: dict[str, int] = {}
@@ -44,6 +45,17 @@ def sweep_payouts(now: datetime | None = None, limit: int = 200) -> dict[str, in
 
 
 def check_payout(payout_id: int, now: datetime | None = None) -> str:
+    """Ask WeChat about one payout through its own channel (rewards/channels/)."""
+    from rewards.channels import channel_named
+
+    channel = db.session.execute(select(Payout.channel).where(Payout.id == payout_id)).scalar()
+    db.session.rollback()
+    if channel is None:
+        return "missing"
+    return channel_named(channel).check_payout(payout_id, now)
+
+
+def check_redpack(payout_id: int, now: datetime | None = None) -> str:
     now = now or utcnow()
     payout = db.session.get(Payout, payout_id)
     if payout is None:

@@ -1,5 +1,8 @@
 """What the WeChat client on the resident's phone does in the sandbox (tests, the demo's phone page).
 
+`wx.requestMerchantTransfer` (商家转账): `POST /__sandbox__/client/transfers/confirm` checks mchId, appId and
+the package against a bill waiting for that user, then confirms it (SUCCESS, paid).
+
 `wx.sendBizRedPacket` in WeChat checks the parameters the mini-program got from its server before
 the packet opens; here `POST /__sandbox__/client/redpacks/open` does the same checks: the paySign
 (MD5 over appId, nonceStr, the URL-encoded package and timeStamp, with the merchant key), the
@@ -51,3 +54,38 @@ def open_redpack():
     if status != "RECEIVED":
         return _fail(f"packet is {status}", 409)
     return jsonify({"errMsg": "sendBizRedPacket:ok", "mch_billno": billno})
+
+
+TRANSFER_FIELDS = ("mch_id", "app_id", "package")
+
+
+def _transfer_fail(reason: str, status: int = 400):
+    return jsonify({"errMsg": f"requestMerchantTransfer:fail {reason}"}), status
+
+
+@bp.post("/transfers/confirm")
+def confirm_transfer():
+    """wx.requestMerchantTransfer: body `mch_id`, `app_id`, `package` as the app's residents' API gave
+    them, and the phone user's `openid`. WeChat checks the merchant, the mini-program and that the
+    bill (by its package_info) waits for this user, then the user confirms: the bill is paid."""
+    from app.wechat_sandbox.transfer import settle_bill
+
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not all(isinstance(body.get(k), str) and body[k]
+                                             for k in (*TRANSFER_FIELDS, "openid")):
+        return _transfer_fail("parameters missing: " + ", ".join((*TRANSFER_FIELDS, "openid")))
+    cfg = current_app.config
+    if body["mch_id"] != cfg["WECHAT_MCH_ID"]:
+        return _transfer_fail("invalid mchId")
+    if body["app_id"] != cfg["WECHAT_APPID"]:
+        return _transfer_fail("invalid appId")
+    state = current_app.extensions["sandbox_state"]
+    rows = state.query("SELECT out_bill_no, openid, state FROM transfers WHERE package_info = ?", (body["package"],))
+    if not rows:
+        return _transfer_fail("invalid package")
+    if rows[0]["openid"] != body["openid"]:
+        return _transfer_fail("this transfer belongs to another user", 403)
+    final = settle_bill(current_app._get_current_object(), rows[0]["out_bill_no"], "confirm")
+    if final != "SUCCESS":
+        return _transfer_fail(f"transfer is {final}", 409)
+    return jsonify({"errMsg": "requestMerchantTransfer:ok", "out_bill_no": rows[0]["out_bill_no"]})

@@ -21,7 +21,7 @@ def _reserved():
 def test_a_fresh_reservation_is_not_stuck_an_old_one_is(pay_app, wechat_sandbox):
     fund()
     fresh, old = _reserved(), _reserved()
-    assert count_stuck_payouts() == {"reserved": 0, "sending": 0, "sent": 0, "manual_review": 0}
+    assert count_stuck_payouts() == {"reserved": 0, "sending": 0, "sent": 0, "waiting_confirm": 0, "manual_review": 0}
     db.session.execute(update(Payout).where(Payout.id == old)
                        .values(reserved_at=utcnow() - timedelta(hours=1), created_at=utcnow() - timedelta(hours=1)))
     db.session.commit()
