@@ -30,6 +30,13 @@ def _tip_decided(r: dict) -> str:
     return line
 
 
+def _tip_refused(r: dict) -> str:
+    if r.get("outcome") == "duplicate":
+        return f"报料 #{r.get('tip_id')} 未受理：与本人报料 #{r.get('duplicate_of')} 照片相同，自动判为重复"
+    what = "图片" if r.get("check") == "media" else "内容"
+    return f"报料 #{r.get('tip_id')} 未受理：{what}未通过内容安全检查，已自动驳回"
+
+
 def _payout_sent(r: dict) -> str:
     return f"红包已发出：报料 #{r.get('tip_id')}，{format_yuan(r.get('amount_fen'))}"
 
@@ -37,6 +44,7 @@ def _payout_sent(r: dict) -> str:
 EVENT_LINES: dict[str, Callable[[dict], str]] = {
     "tip.received": _tip_received,
     "tip.decided": _tip_decided,
+    "tip.refused": _tip_refused,
     "payout.sent": _payout_sent,
 }
 ERROR_LEVELS = ("ERROR", "CRITICAL")

@@ -66,7 +66,16 @@ def process_tip(tip_id: int) -> str:
 
     outcome = _finish(tip_id, stamp, findings, nearby, reporter, where, priority, text, media)
     log.info("intake done", extra={"tip_id": tip_id, "outcome": outcome})
+    if outcome in ("rejected", "duplicate"):  # refused without a moderator: the demo's terminal says so
+        _log_refused(tip_id, outcome, check="photos" if outcome == "duplicate" else "text",
+                     duplicate_of=findings.own_resend_of)
     return outcome
+
+
+def _log_refused(tip_id: int, outcome: str, *, check: str, duplicate_of: int | None = None) -> None:
+    """A tip the automatic checks refused (app/demo_feed.py prints one line for it)."""
+    log.info("tip refused at intake", extra={"event": "tip.refused", "tip_id": tip_id, "outcome": outcome,
+                                              "check": check, "duplicate_of": duplicate_of})
 
 
 def _take(tip_id: int):
@@ -250,6 +259,7 @@ def _apply_media_verdict(check_id: int, tip_id: int, photo_id: int, verdict: str
     tip.signals = signals
     if verdict in ("review", "error"):
         tip.flagged = True
+    refused = False
     if verdict == "risky":
         tip.flagged = True
         if change_tip_status(tip_id, ["pending_review"], "rejected", NOTE_REJECTED_MEDIA, claimed_by=None,
@@ -257,5 +267,8 @@ def _apply_media_verdict(check_id: int, tip_id: int, photo_id: int, verdict: str
                              decided_at=utcnow()):
             _record_auto_decision(tip_id, "auto_reject", "rejected", "pending_review", reason="content_risky",
                                   message=NOTE_REJECTED_MEDIA)
+            refused = True
     db.session.commit()
+    if refused:
+        _log_refused(tip_id, "rejected", check="media")
     return True

@@ -19,6 +19,15 @@ def test_events_read_as_short_chinese_lines():
     refused = line_for(_json(message="tip decided", event="tip.decided", tip_id=8, action="approve", staff="moderator",
                              reward_status="not_granted", reward_reason="本月预算已用完"), "web")
     assert refused.endswith("不发红包：本月预算已用完")
+    refused = line_for(_json(message="tip refused at intake", event="tip.refused", tip_id=9, outcome="rejected",
+                             check="text"), "worker")
+    assert refused.endswith("报料 #9 未受理：内容未通过内容安全检查，已自动驳回")
+    refused = line_for(_json(message="tip refused at intake", event="tip.refused", tip_id=10, outcome="rejected",
+                             check="media"), "worker")
+    assert refused.endswith("报料 #10 未受理：图片未通过内容安全检查，已自动驳回")
+    resend = line_for(_json(message="tip refused at intake", event="tip.refused", tip_id=11, outcome="duplicate",
+                            check="photos", duplicate_of=4), "worker")
+    assert resend.endswith("报料 #11 未受理：与本人报料 #4 照片相同，自动判为重复")
     paid = line_for(_json(message="red packet sent", event="payout.sent", tip_id=7, payout_id=3, amount_fen=500),
                     "worker")
     assert paid.endswith("红包已发出：报料 #7，¥5.00")

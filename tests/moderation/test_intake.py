@@ -20,6 +20,11 @@ def _tip(resident, jpegs, **kw):
     return tip
 
 
+def _refused_events(caplog):
+    """What the intake logged for the demo's terminal (app/demo_feed.py reads `event`)."""
+    return [(r.tip_id, r.outcome, r.check) for r in caplog.records if getattr(r, "event", None) == "tip.refused"]
+
+
 def _reload(tip_id):
     db.session.expire_all()
     return db.session.get(Tip, tip_id)
@@ -51,12 +56,14 @@ def test_clean_tip_goes_to_review_with_grid_priority_and_timeline(intake_app, sc
 
 
 def test_own_resend_resaved_and_halved_is_a_duplicate_automatically(intake_app, scene_jpegs, resaved_half,
-                                                                     wechat_sandbox):
+                                                                     wechat_sandbox, caplog):
     resident = make_resident()
     first = _tip(resident, scene_jpegs[:1])
+    caplog.set_level("INFO", logger="moderation.intake")
     assert intake.process_tip(first.id) == "pending_review"
     second = _tip(resident, [resaved_half])
     assert intake.process_tip(second.id) == "duplicate"
+    assert _refused_events(caplog) == [(second.id, "duplicate", "photos")]
     second = _reload(second.id)
     assert second.status == "duplicate" and second.duplicate_of_tip_id == first.id
     assert any("重复" in (n or "") and str(first.id) in n for _, n in _timeline(second.id))
@@ -91,9 +98,11 @@ def test_same_photo_from_another_reporter_is_flagged_not_decided(intake_app, sce
     assert any(c["kind"] == "nearby" and c["tip_id"] == first.id for c in second.candidates)
 
 
-def test_risky_text_is_rejected_with_the_reason(intake_app, scene_jpegs, wechat_sandbox):
+def test_risky_text_is_rejected_with_the_reason(intake_app, scene_jpegs, wechat_sandbox, caplog):
     tip = _tip(make_resident(), scene_jpegs[:1], description="这里有【违规】内容")
+    caplog.set_level("INFO", logger="moderation.intake")
     assert intake.process_tip(tip.id) == "rejected"
+    assert _refused_events(caplog) == [(tip.id, "rejected", "text")]
     tip = _reload(tip.id)
     assert tip.status == "rejected" and tip.decision_reason == "content_risky"
     assert _timeline(tip.id)[-1] == ("rejected", intake.NOTE_REJECTED_RISKY)
@@ -171,7 +180,7 @@ def test_the_outbox_delivers_the_intake(intake_app, scene_jpegs, wechat_sandbox)
     assert db.session.scalar(select(OutboxMessage.status).where(OutboxMessage.topic == "tip.intake")) == "done"
 
 
-def test_media_verdicts_are_applied_once(intake_app, scene_jpegs, wechat_sandbox):
+def test_media_verdicts_are_applied_once(intake_app, scene_jpegs, wechat_sandbox, caplog):
     from app.models.wechat import WeChatMediaCheck
 
     risky = _tip(make_resident(), scene_jpegs[:1])
@@ -183,8 +192,10 @@ def test_media_verdicts_are_applied_once(intake_app, scene_jpegs, wechat_sandbox
         db.session.execute(update(WeChatMediaCheck).where(WeChatMediaCheck.trace_id == trace)
                            .values(status="done", suggest=suggest, completed_at=utcnow()))
     db.session.commit()
+    caplog.set_level("INFO", logger="moderation.intake")
     assert intake.sweep_media_results() == 2
     assert intake.sweep_media_results() == 0
+    assert _refused_events(caplog) == [(risky.id, "rejected", "media")]
     risky, review = _reload(risky.id), _reload(review.id)
     assert risky.status == "rejected" and risky.decision_reason == "content_risky"
     assert _timeline(risky.id)[-1] == ("rejected", intake.NOTE_REJECTED_MEDIA)
