@@ -194,6 +194,8 @@ def load_config(overrides: dict | None = None, env=None) -> dict:
         # Seconds between payout sweeps; when the sweeper asks WeChat about sent packets: "wechat"
         # (a sparse schedule, few gethbinfo calls) or "every_sweep" (the sandbox's clock can jump 24 h).
         "REWARDS_SWEEP_INTERVAL": float(env.get("REWARDS_SWEEP_INTERVAL") or 60),
+        # seconds between probe packets while payouts are paused for the merchant (0: no probes)
+        "REWARDS_PAUSE_PROBE": float(env.get("REWARDS_PAUSE_PROBE") or 900),
         "REWARDS_CHECK_SCHEDULE": env.get("REWARDS_CHECK_SCHEDULE") or ("wechat" if production else "every_sweep"),
         # When set, /metrics wants `Authorization: Bearer <METRICS_TOKEN>` (scrapers inside the network).
         # Production wants the token, or METRICS_PUBLIC=1 to say in so many words that /metrics is open

@@ -231,6 +231,8 @@ class MpRewardSchema(Schema):
         "description": "状态为 sent 时：wx.sendBizRedPacket 的全部参数（服务器已签名），原样传入即可"})
     transfer = fields.Nested(MpTransferParamsSchema, metadata={
         "description": "状态为 waiting_confirm 时（商家转账）：调起 wx.requestMerchantTransfer 确认收款所需的参数"})
+    failure_reason = fields.String(allow_none=True, metadata={
+        "description": "状态为 failed 时：未能发放的原因（中文，可直接展示），否则为 null"})
 
 
 class MpRewardListArgsSchema(Schema):

@@ -232,6 +232,37 @@ def act_on_payout(payout_id: int, action: str, note: str | None, staff) -> dict:
     return {"id": payout_id, "status": result}
 
 
+# --- merchant-wide pauses (rewards/pauses.py) --------------------------------------------------------
+
+def list_pauses() -> dict:
+    """The open pause (if any), how many payouts it holds, and the recent pauses."""
+    from rewards import pauses
+
+    current = pauses.open_pause()
+    rows = [pauses.describe(p) for p in pauses.list_pauses()]
+    held = pauses.count_held()
+    db.session.rollback()
+    return {"paused": current is not None, "current": pauses.describe(current) if current else None,
+            "held": held, "items": rows}
+
+
+def resume_payouts(note: str | None, staff) -> dict:
+    """已充值，恢复发放: end the open pause; the held payouts are sent by the next sweep (with their own
+    billnos). A condition that has not cleared pauses again at the first packet."""
+    from rewards import pauses
+
+    current = pauses.open_pause()
+    if current is None:
+        db.session.rollback()
+        raise Conflict("红包发放没有暂停", code="not_paused")
+    before = pauses.describe(current)
+    released = pauses.end_pause("finance", staff_id=staff.id, note=note)
+    record_audit("payouts.resume", "payout_pause", before["id"], actor=staff,
+                 before={"code": before["code"]}, after={"held": released}, note=note)
+    db.session.flush()
+    return {"paused": False, "resumed": before["id"], "held": released}
+
+
 # --- dual control -------------------------------------------------------------------------------------
 
 def request_change(kind: str, payload: dict, staff, note: str | None = None) -> FinanceRequest:

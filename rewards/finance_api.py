@@ -117,6 +117,31 @@ class PayoutAction(MethodView):
         return result
 
 
+class FinanceResumeSchema(Schema):
+    note = fields.String(load_default=None, validate=validate.Length(max=500))
+
+
+@bp.route("/payouts/pauses")
+class PayoutPauses(MethodView):
+    @bp.doc(security=SECURITY)
+    @staff_required("finance")
+    def get(self):
+        """商户号暂停发放（余额不足、当日总额、证书/密钥/权限）：当前是否暂停、等待的红包数、最近的暂停记录"""
+        return finance.list_pauses()
+
+
+@bp.route("/payouts/resume")
+class PayoutResume(MethodView):
+    @bp.doc(security=SECURITY)
+    @staff_required("finance")
+    @bp.arguments(FinanceResumeSchema)
+    def post(self, body):
+        """已充值，恢复发放：结束暂停，等待的红包由下一次巡检以原单号发出；未暂停 409 not_paused"""
+        result = finance.resume_payouts(body.get("note"), current_staff())
+        db.session.commit()
+        return result
+
+
 @bp.route("/reconciliations")
 class Reconciliations(MethodView):
     @bp.doc(security=SECURITY)

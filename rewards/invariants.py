@@ -68,6 +68,18 @@ def check_one_payout_per_tip() -> list[str]:
                    ~select(reversal.id).where(reversal.reverses_id == LedgerTransaction.id).exists())
             .group_by(LedgerTransaction.payout_id).having(func.count() > 1).limit(10))
     out += [f"payout {p} was booked as sent {n} times" for p, n in db.session.execute(sent)]
+    # a billno given up (proved unpaid) is never used again, by this payout or another
+    given_up: dict[str, int] = {}
+    for payout_id, previous in db.session.execute(select(Payout.id, Payout.previous_billnos)
+                                                  .where(Payout.previous_billnos.is_not(None))):
+        for billno in previous or []:
+            if billno in given_up:
+                out.append(f"mch_billno {billno} was given up by payouts {given_up[billno]} and {payout_id}")
+            given_up[billno] = payout_id
+    if given_up:
+        reused = db.session.execute(select(Payout.id, Payout.mch_billno)
+                                    .where(Payout.mch_billno.in_(list(given_up))).limit(10)).all()
+        out += [f"payout {p} uses mch_billno {b}, given up by payout {given_up[b]}" for p, b in reused]
     return out
 
 

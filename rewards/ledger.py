@@ -94,10 +94,10 @@ def post_reservation(payout) -> LedgerTransaction:
     return post("reserve", [(available(p), a), (reserved(p), -a)], payout_id=payout.id, period=p)
 
 
-def post_sent(payout, at: datetime | None = None) -> LedgerTransaction:
+def post_sent(payout, at: datetime | None = None, memo: str | None = None) -> LedgerTransaction:
     a, p = payout.amount_fen, payout.period
     return post("sent", [(IN_FLIGHT, a), (MERCHANT, -a), (reserved(p), a), (committed(p), -a)],
-                payout_id=payout.id, period=p, at=at)
+                payout_id=payout.id, period=p, at=at, memo=memo)
 
 
 def post_claimed(payout, at: datetime | None = None) -> LedgerTransaction:

@@ -50,6 +50,8 @@ class Payout(TimestampMixin, db.Model):
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     note: Mapped[str | None] = mapped_column(Text)
+    # billnos this payout gave up, oldest first: each proved unpaid by gethbinfo before a new one was used
+    previous_billnos: Mapped[list | None] = mapped_column(JSON)
 
     __table_args__ = (
         CheckConstraint("amount_fen >= 0", name="amount_nonnegative"),
@@ -57,6 +59,28 @@ class Payout(TimestampMixin, db.Model):
         Index("ix_payouts_status_check", "status", "next_check_at"),
         Index("ix_payouts_hazard", "hazard_id"),
     )
+
+
+class PayoutPause(db.Model):
+    """A merchant-wide pause (rewards/decisions.py `pause_merchant`): while one is open no payout calls
+    WeChat (a probe excepted). `open_key` is the mch_id while open, NULL once ended: one open pause per
+    merchant, whoever hits the condition first."""
+
+    __tablename__ = "payout_pauses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mch_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    open_key: Mapped[str | None] = mapped_column(String(32), unique=True)
+    code: Mapped[str] = mapped_column(String(32), nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    resume_at: Mapped[datetime | None] = mapped_column(UTCDateTime())       # ends by itself then (daily total)
+    next_probe_at: Mapped[datetime | None] = mapped_column(UTCDateTime())   # the next probe packet
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_how: Mapped[str | None] = mapped_column(String(16))               # next_day | probe | finance
+    ended_by: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_payout_pauses_started", "started_at"),)
 
 
 class RewardClaim(db.Model):

@@ -38,8 +38,20 @@ def list_rewards_for_resident(resident_id: int, cursor: str | None = None, limit
         query = query.where(Payout.id < after)
     rows = db.session.execute(query).scalars().all()
     items = [{**_brief(p), "tip_id": p.tip_id, "package": p.package if p.status == "sent" else None,
-              **channel_of(p).receive_params(p)} for p in rows[:limit]]
+              "failure_reason": failure_reason(p), **channel_of(p).receive_params(p)} for p in rows[:limit]]
     return items, (str(rows[limit - 1].id) if len(rows) > limit else None)
+
+
+GENERIC_FAILURE = "微信支付未能发放该红包"
+
+
+def failure_reason(payout: Payout) -> str | None:
+    """Why a reward failed, in words the resident can read (我的奖励); None unless it failed."""
+    from rewards.decisions import resident_reason
+
+    if payout.status != "failed":
+        return None
+    return resident_reason(payout.reason) or GENERIC_FAILURE
 
 
 def count_payouts_in_flight(resident_id: int) -> int:

@@ -1,6 +1,7 @@
 """The sweeper (periodic): asks WeChat (gethbinfo; a transfer's query through its channel) about payouts that are due a check and settles
 them — sending → sent | failed, sent → claimed | refunded. What cannot be settled within WeChat's
-windows goes to manual_review for finance.
+windows goes to manual_review for finance. It also keeps the merchant's pause (rewards/pauses.py):
+ends it at the next day when that is its rule, and sends a probe packet when one is due.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy import select, update
 from app.extensions import db, wechat
 from app.models.base import utcnow
 from app.wechat import PayOutcome
-from rewards import payouts
+from rewards import decisions, pauses, payouts
 from rewards.models import Payout
 
 log = logging.getLogger(__name__)
@@ -25,12 +26,25 @@ RETRY_CHECK = timedelta(minutes=10)
 def sweep_payouts(now: datetime | None = None, limit: int = 200) -> dict[str, int]:
     """Check every payout whose next_check_at has passed. Returns counts by resulting status."""
     now = now or utcnow()
+    counts: dict[str, int] = {}
+    pause = pauses.open_pause(now)        # a pause whose day has passed ends here (its payouts fall due)
+    probe_id = pauses.take_probe(pause, now) if pause is not None else None
+    db.session.rollback()
+    if probe_id is not None:
+        try:
+            status = payouts.send_redpack(probe_id, probe=True)
+        except payouts.PayoutPending:
+            status = "pending"
+        except Exception:
+            db.session.rollback()
+            log.exception("probe payout failed", extra={"payout_id": probe_id})
+            status = "error"
+        counts[f"probe_{status}"] = 1
     ids = list(db.session.execute(
         select(Payout.id).where(Payout.status.in_(("reserved", "sending", "sent", "waiting_confirm")),
                                 Payout.next_check_at <= now)
         .order_by(Payout.next_check_at).limit(limit)).scalars())
     db.session.rollback()
-    counts: dict[str, int] = {}
     for payout_id in ids:
         try:
             status = check_payout(payout_id, now)
@@ -73,9 +87,16 @@ def check_redpack(payout_id: int, now: datetime | None = None) -> str:
             _reschedule(payout_id, now, sent_at or now)
             if now - (sent_at or now) > SENT_WINDOW:
                 return payouts.to_manual_review(payout_id, "unsettled_after_window")
+        elif result == "sending" and info.status == "SENDING":
+            # in flight, not paid: asked again on WeChat's schedule; a person looks when it outlives it
+            if now - started > SENDING_WINDOW:
+                return payouts.to_manual_review(payout_id, "sending_after_window")
+            _reschedule(payout_id, now, started)
         return result
+    if decisions.decide("query", info.code).action == decisions.PAUSE:
+        pauses.start_pause(info.code, now)   # our key or certificate: every payout waits, none fails
     if status == "sending" and info.code == "NOT_FOUND":
-        if now - started > SENDING_WINDOW:
+        if now - started > SENDING_WINDOW and pauses.open_pause(now) is None:
             return payouts.to_manual_review(payout_id, "not_found_after_window")
         _reschedule(payout_id, now, None)
         return payouts.send_payout(payout_id)  # WeChat never saw it: send (the same billno)

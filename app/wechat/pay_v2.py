@@ -27,11 +27,14 @@ log = logging.getLogger(__name__)
 
 # Codes of the red-packet APIs and what a payout must do next (WeChat Pay v2 docs; unknown codes
 # are UNKNOWN on purpose: WeChat tells merchants never to change billno on a code it has not listed).
-RETRY_SAME_CODES = {"SYSTEMERROR", "PROCESSING", "FREQ_LIMIT", "NOTENOUGH", "NOT_FOUND"}
-FAILED_FINAL_CODES = {"SEND_FAILED", "OPENID_ERROR", "SENDNUM_LIMIT", "SENDAMOUNT_LIMIT", "RCVDAMOUNT_LIMIT",
-                      "MONEY_LIMIT", "PARAM_ERROR", "NO_AUTH", "USER_ERROR"}
+# The daily limits (the merchant's total, the user's amount and count) refuse without keeping anything:
+# the same billno goes through once the day has turned, so they are RETRY_SAME, never final. What a
+# payout does with each code is rewards/decisions.py's table.
+RETRY_SAME_CODES = {"SYSTEMERROR", "PROCESSING", "FREQ_LIMIT", "NOTENOUGH", "NOT_FOUND", "SENDAMOUNT_LIMIT",
+                    "RCVDAMOUNT_LIMIT", "SENDNUM_LIMIT"}
+FAILED_FINAL_CODES = {"SEND_FAILED", "OPENID_ERROR", "MONEY_LIMIT", "PARAM_ERROR", "USER_ERROR"}
 CONFIG_ERROR_CODES = {"SIGN_ERROR", "CA_ERROR", "ILLEGAL_APPID", "MSGAPPID_ERROR", "ACCEPTMODE_ERROR",
-                      "API_METHOD_CLOSED", "XML_ERROR", "MCHID_ERROR", "INVALID_BILLNO"}
+                      "API_METHOD_CLOSED", "XML_ERROR", "MCHID_ERROR", "INVALID_BILLNO", "NO_AUTH"}
 # FATAL_ERROR (same billno, other parameters) stays UNKNOWN: the original may have been paid.
 
 

@@ -137,20 +137,22 @@ def test_accepted_then_reply_lost_is_settled_by_query_without_paying_twice(pay_a
     assert_sandbox_matches_ledger(wechat_sandbox)
 
 
-def test_notenough_waits_for_a_top_up(pay_app, wechat_sandbox):
+def test_notenough_pauses_and_pays_once_topped_up(pay_app, wechat_sandbox):
+    from rewards import pauses
+
     fund()
     pid = _approved()
     wechat_sandbox.configure(balance_fen=100)
-    with pytest.raises(payouts.PayoutPending, match="NOTENOUGH"):
-        payouts.send_payout(pid)
-    assert _payout(pid).last_code == "NOTENOUGH"
+    assert payouts.send_payout(pid) == "reserved"       # held: the merchant's balance, not the resident's fault
+    assert _payout(pid).last_code == "NOTENOUGH" and pauses.open_pause().code == "NOTENOUGH"
     wechat_sandbox.configure(balance_fen=1_000_000)
+    assert pauses.end_pause("finance") == 1
     assert payouts.send_payout(pid) == "sent"
     assert_books_hold()
     assert_sandbox_matches_ledger(wechat_sandbox)
 
 
-def test_wechat_refusal_fails_and_releases_everything(pay_app, wechat_sandbox):
+def test_wechat_daily_count_defers_and_releases_nothing(pay_app, wechat_sandbox):
     fund(10_000)
     openid = "oFullToday"
     for _ in range(10):  # WeChat's 10 packets a day for this openid are used up elsewhere
@@ -158,22 +160,26 @@ def test_wechat_refusal_fails_and_releases_everything(pay_app, wechat_sandbox):
 
         assert wechat.send_miniprogram_hb(new_billno(), openid, 100, "a", "r", "w").ok
     pid = _approved(openid=openid)
-    assert payouts.send_payout(pid) == "failed"
+    assert payouts.send_payout(pid) == "reserved"        # deferred to the next Beijing day, not failed
     payout = _payout(pid)
-    assert payout.reason == "SENDNUM_LIMIT" and payout.sent_at is None
-    assert ledger.budget_by_period()[period_of()] == {"available": 10_000, "reserved": 0, "committed": 0}
-    assert all(c.count == 0 and c.amount_fen == 0 for c in db.session.query(RewardCounter).all())
-    assert payouts.send_payout(pid) == "failed"  # a late duplicate delivery changes nothing
+    assert payout.last_code == "SENDNUM_LIMIT" and payout.sent_at is None and payout.next_check_at > utcnow()
+    assert ledger.budget_by_period()[period_of()]["reserved"] == 500
+    assert_books_hold()
+    wechat_sandbox.advance(24)
+    assert _sweep(24).get("sent") == 1
+    assert _payout(pid).status == "sent"
     assert_books_hold()
 
 
-def test_config_error_goes_to_manual_review(make_app, sandbox_config, wechat_sandbox, db, reference_data):
+def test_wrong_key_pauses_the_merchant(make_app, sandbox_config, wechat_sandbox, db, reference_data):
+    from rewards import pauses
+
     app = make_app(**{**sandbox_config, "WECHAT_PAY_KEY": "0" * 32})
     with app.app_context():
         fund()
         pid = _approved()
-        assert payouts.send_payout(pid) == "manual_review"
-        assert _payout(pid).reason == "config:SIGN_ERROR"
+        assert payouts.send_payout(pid) == "reserved"
+        assert _payout(pid).last_code == "SIGN_ERROR" and pauses.open_pause().code == "SIGN_ERROR"
         assert_books_hold()
     assert wechat_sandbox.redpacks() == []
 
