@@ -61,11 +61,19 @@ register_demo_step("demo staff", "app.demo.ensure_demo_staff")
 register_demo_step("demo tips", "app.demo_data.seed_demo_tips")  # needs the staff above
 
 
-def _wait_http(url: str, timeout: float = 30) -> bool:
+# How long a process may take to answer before the demo gives up on it: generous, because the wait
+# follows the process (it ends as soon as the process answers, or has exited) and a busy machine can
+# take minutes to import the app in two gunicorn workers.
+START_CEILING = 900
+
+
+def _wait_http(url: str, timeout: float = START_CEILING, alive=lambda: True) -> bool:
+    """True once `url` answers; False when `alive()` says the process behind it has ended, or after
+    `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and alive():
         try:
-            with urllib.request.urlopen(url, timeout=2):
+            with urllib.request.urlopen(url, timeout=5):
                 return True
         except Exception:
             time.sleep(0.2)
@@ -128,7 +136,10 @@ def demo_command(port, sandbox_port, no_serve):
                                       "stop_with_parent(sys.argv[1])", app.instance_path], **child_options(env))
         if "wechat-sandbox" in app.cli.commands:
             start("sandbox", flask_cmd + ["wechat-sandbox", "--port", str(sandbox_port), "--state", sandbox_state])
-            _wait_http(f"http://127.0.0.1:{sandbox_port}/__sandbox__/redpacks")
+            sandbox = processes[-1][1]
+            if not _wait_http(f"http://127.0.0.1:{sandbox_port}/__sandbox__/redpacks",
+                              alive=lambda: sandbox.poll() is None):
+                raise click.ClickException(f"the WeChat sandbox did not come up; see {logs / 'sandbox.log'}")
         run_init(echo=click.echo)
         for name, path in DEMO_STEPS:  # each step's session ends with it: this process waits below
             click.echo(f"{name}: {run_in_own_session(app, _resolve(path))}")
@@ -143,8 +154,9 @@ def demo_command(port, sandbox_port, no_serve):
                       "--control-socket", os.path.join(app.instance_path, "gunicorn.ctl"),
                       "--logger-class", "app.gunicorn_log.RedactingLogger", "wsgi:app"])
         start("worker", flask_cmd + ["worker"])
-        # two gunicorn workers importing the app take seconds, minutes on a busy machine
-        if not _wait_http(f"http://127.0.0.1:{port}/healthz", timeout=180):
+        # two gunicorn workers importing the app take seconds, minutes on a busy machine: wait while it lives
+        web = processes[-2][1]
+        if not _wait_http(f"http://127.0.0.1:{port}/healthz", alive=lambda: web.poll() is None):
             raise click.ClickException(f"the web server did not come up; see {logs / 'web.log'}")
         banner = _welcome(port, sandbox_port, app.instance_path, sandbox_state)
         click.echo(banner)
