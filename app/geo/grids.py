@@ -30,7 +30,7 @@ class GridImportError(ValueError):
 def import_grids(source: str | Path | dict, *, commit: bool = True) -> dict:
     """Upsert towns and grids from a GeoJSON FeatureCollection (WGS-84 lng/lat).
 
-    Feature properties: code, name, town_code, town_name (or town); optional synthetic.
+    Feature properties: code, name, town_code, town_name (or town); optional community (社区/村), synthetic.
     Returns {"towns": {"created", "updated"}, "grids": {"created", "updated", "unchanged"}}.
     """
     collection = _read(source)
@@ -49,11 +49,16 @@ def import_grids(source: str | Path | dict, *, commit: bool = True) -> dict:
 
 def ensure_demo_grids() -> str:
     """Load the synthetic demo grids when the database has no grids at all (for `init` and demos)."""
-    existing = db.session.scalar(select(db.func.count(Grid.id)))
-    if existing:
-        return f"{existing} grids present, demo grids not loaded"
     from app.geo.demo import generate_demo_grids
 
+    existing = db.session.scalar(select(db.func.count(Grid.id)))
+    if existing:
+        official = db.session.scalar(select(db.func.count(Grid.id)).where(Grid.synthetic.is_(False)))
+        lacking = db.session.scalar(select(db.func.count(Grid.id)).where(Grid.community.is_(None)))
+        if not official and lacking:  # demo grids loaded before they had 社区: give them theirs
+            summary = import_grids(generate_demo_grids())
+            return f"{summary['grids']['updated']} synthetic demo grids given their 社区"
+        return f"{existing} grids present, demo grids not loaded"
     summary = import_grids(generate_demo_grids())
     return f"{summary['grids']['created']} synthetic demo grids loaded in {summary['towns']['created']} towns"
 
@@ -122,6 +127,7 @@ def _parse_feature(index: int, feature) -> dict:
         "name": _text(where, props, "name", 128),
         "town_code": _text(where, props, "town_code", 32),
         "town_name": town_name,
+        "community": _text(where, props, "community", 64, required=False),
         "geometry": json.dumps({"type": geometry["type"], "coordinates": geometry["coordinates"]},
                                separators=(",", ":")),
         "min_lat": min_lat, "min_lng": min_lng, "max_lat": max_lat, "max_lng": max_lng,

@@ -1,4 +1,4 @@
-"""Towns (镇街) and grids (网格). A grid's polygon is GeoJSON text in WGS-84, plus its bounding box."""
+"""Towns (镇街) and grids (网格, each in a 社区/村 when the grid file says which). A grid's polygon is GeoJSON text in WGS-84, plus its bounding box."""
 from datetime import datetime
 
 from sqlalchemy import Boolean, Float, ForeignKey, String, Text
@@ -23,6 +23,7 @@ class Grid(TimestampMixin, db.Model):
     code: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
     name: Mapped[str] = mapped_column(String(128), nullable=False)
     town_id: Mapped[int] = mapped_column(ForeignKey("towns.id"), nullable=False, index=True)
+    community: Mapped[str | None] = mapped_column(String(64))  # 社区/村 below the 镇街, when the file has it
     geometry: Mapped[str] = mapped_column(Text, nullable=False)  # GeoJSON Polygon/MultiPolygon
     min_lat: Mapped[float] = mapped_column(Float, nullable=False)
     min_lng: Mapped[float] = mapped_column(Float, nullable=False)

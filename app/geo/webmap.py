@@ -67,7 +67,8 @@ def place_map(lat: float, lng: float, *, grid_id: int | None, address: str | Non
     return {
         "data": _payload(grids, points, focus="first"),
         "address": address or "",
-        "grid": {"name": grid.name, "code": grid.code, "town": grid.town.name} if grid is not None else None,
+        "grid": {"name": grid.name, "code": grid.code, "town": grid.town.name, "community": grid.community}
+        if grid is not None else None,
         "lat": lat, "lng": lng,
         "nav_url": amap_marker_url(lat, lng, address or title),
     }
@@ -114,7 +115,8 @@ def _point(lat, lng, colour, label, *, radius=7, href=None, lines=(), status=Non
 
 def _grid_feature(grid: Grid, main: bool = False) -> dict:
     return {"type": "Feature", "geometry": json.loads(grid.geometry),
-            "properties": {"label": f"{grid.name} · {grid.town.name}", "main": main}}
+            "properties": {"label": " · ".join(filter(None, (grid.name, grid.community, grid.town.name))),
+                           "main": main}}
 
 
 def _city_outline() -> dict:

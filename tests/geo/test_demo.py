@@ -74,3 +74,27 @@ def test_init_on_a_fresh_database_loads_catalogue_and_demo_grids_once(flask_cli,
     assert "'created': 0, 'updated': 0" in second.stdout
     located = flask_cli("grids", "locate", "23.0440", "113.7510", env=env)
     assert json.loads(located.stdout.strip().splitlines()[-1])["grid"]["town_code"] == "guancheng"
+
+
+def test_every_demo_grid_has_a_synthetic_community_of_neighbouring_grids_in_its_town(demo):
+    """社区 below 镇街 (issue #14 point 3): synthetic like the grids, a few neighbouring grids each."""
+    from collections import defaultdict
+
+    members = defaultdict(list)
+    for f in demo["features"]:
+        props = f["properties"]
+        assert props["community"].startswith(props["town_name"]) and props["community"].endswith("社区（演示）")
+        members[props["community"]].append(shape(f["geometry"]))
+    assert 500 <= len(members) <= 1500
+    for name, geoms in members.items():
+        assert len(geoms) <= 4, name
+        assert shapely.union_all(geoms).bounds[2] - shapely.union_all(geoms).bounds[0] < 0.06, name  # ~6 km
+
+
+def test_demo_grids_loaded_before_communities_get_theirs(reference_data, db):
+    from sqlalchemy import update
+
+    db.session.execute(update(Grid).values(community=None))
+    db.session.commit()
+    assert "given their 社区" in ensure_demo_grids()
+    assert db.session.scalar(select(func.count(Grid.id)).where(Grid.community.is_(None))) == 0

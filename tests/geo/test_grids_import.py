@@ -130,3 +130,10 @@ def test_cli_import_and_its_clear_error(scratch, flask_cli, tmp_path):
     assert failed.returncode == 1
     assert "error: feature 0 (code zz-bowtie): invalid polygon" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_a_grid_may_name_its_community(scratch):
+    import_grids(collection(square("zz-1", 40.0, 100.0, community="可园社区"), square("zz-2", 40.0, 100.01)))
+    assert (_grid(scratch, "zz-1").community, _grid(scratch, "zz-2").community) == ("可园社区", None)
+    with pytest.raises(GridImportError, match="community"):
+        import_grids(collection(square("zz-3", 40.0, 100.02, community="社" * 65)))

@@ -62,9 +62,10 @@ def test_a_ticket_page_shows_its_point_grid_address_and_a_gcj02_navigation_link(
     assert (data["points"][0]["lat"], data["points"][0]["lng"]) == (hazard.lat, hazard.lng)
     main = [g for g in data["grids"] if g["properties"]["main"]]
     assert len(main) == 1 and main[0]["geometry"] == json.loads(grid.geometry)
-    assert main[0]["properties"]["label"] == f"{grid.name} · {grid.town.name}"
+    assert grid.community and main[0]["properties"]["label"] == f"{grid.name} · {grid.community} · {grid.town.name}"
     assert len(data["grids"]) > 1  # neighbouring grids, faint, for a sense of place
     assert "东莞市莞城街道可园北路 12 号" in page and grid.name in page and f"镇街：</strong>{grid.town.name}" in page
+    assert f"社区：</strong>{grid.community}" in page
     nav = html.unescape(re.search(r'<a class="map-nav" href="([^"]+)"', page).group(1))
     query = parse_qs(urlsplit(nav).query)
     lng, lat = map(float, query["position"][0].split(","))
@@ -114,7 +115,7 @@ def test_the_review_queue_and_a_tip_show_the_tip_in_its_grid(places):
     page = client.get(f"/console/review/{places['tip']}").get_data(as_text=True)
     (tip_map,) = map_data(page)
     assert [g["properties"]["label"] for g in tip_map["grids"] if g["properties"]["main"]] == [
-        f"{grid.name} · {grid.town.name}"]
+        f"{grid.name} · {grid.community} · {grid.town.name}"]
     assert "东莞市南城街道鸿福路 200 号" in page and 'class="map-nav"' in page
 
 
