@@ -66,7 +66,8 @@ def overview():
     from rewards.policy import active_policy
 
     return render_template("finance/overview.html", data=data, peak=peak, requests=list(requests_),
-                           policy=active_policy(), me=console_user(), setting_words=_setting_words)
+                           policy=active_policy(), me=console_user(), setting_words=_setting_words,
+                           pauses=finance.list_pauses())
 
 
 # A rules request as finance reads it: each setting's name, amounts in 元.
@@ -164,6 +165,14 @@ def payout_action(payout_id):
     action = request.form.get("action", "")
     return _run(lambda: finance.act_on_payout(payout_id, action, request.form.get("note") or None, console_user()),
                 "已处理", url_for(".payouts"))
+
+
+@bp.post("/payouts/resume")
+@console_required("finance")
+def resume_payouts():
+    """已充值，恢复发放 (the merchant-wide pause ends; held packets go out at the next sweep)."""
+    return _run(lambda: finance.resume_payouts(request.form.get("note") or None, console_user()),
+                "已恢复发放：等待的红包将在下一次巡检时以原单号发出", url_for(".overview"))
 
 
 @bp.get("/reconciliation")

@@ -50,3 +50,16 @@ def test_topup_needs_a_second_finance_user(app, rdb):
     from rewards import ledger
 
     assert ledger.budget_by_period()[period_of()]["available"] == 10050
+
+
+def test_a_merchant_pause_shows_on_the_overview_and_finance_resumes_it(client, rdb):
+    from rewards import pauses
+
+    pauses.start_pause("NOTENOUGH")
+    _login(client, "finP")
+    page = client.get("/console/finance/").get_data(as_text=True)
+    assert "红包发放已暂停：商户号余额不足" in page and "已充值，恢复发放" in page
+    reply = client.post("/console/finance/payouts/resume", data={"note": "已充值 5 万元"})
+    assert reply.status_code == 302
+    assert pauses.open_pause() is None
+    assert "红包发放已暂停" not in client.get("/console/finance/").get_data(as_text=True)
