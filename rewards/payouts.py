@@ -201,6 +201,7 @@ def reissue(payout_id: int, old_billno: str, proof: str) -> str:
                 last_code=f"REISSUED:{proof}"[:32], next_check_at=utcnow(), updated_at=utcnow())
         .execution_options(synchronize_session=False)).rowcount == 1
     db.session.commit()
+    crash_point("after_reissue")
     if not swapped:
         return _fresh_status(payout_id)
     log.warning("red packet reissued under a new billno", extra={"event": "payout.reissued", "payout_id": payout_id,

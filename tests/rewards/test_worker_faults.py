@@ -95,3 +95,58 @@ def test_two_workers_drain_duplicates_without_paying_twice(make_app, sandbox_con
         assert_books_hold()
         assert_sandbox_matches_ledger(wechat_sandbox)
         assert redis.conn.llen("rq:queue:payouts") == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("code, crash_at", [
+    ("NOTENOUGH", "after_call"),            # the merchant's balance: WeChat answered, our hold never committed
+    ("SENDAMOUNT_LIMIT", "after_call"),     # the merchant's daily total
+    ("SIGN_ERROR", "after_call"),           # the merchant's key
+    ("RCVDAMOUNT_LIMIT", "after_call"),     # the resident's daily amount: the deferral never committed
+    ("SENDNUM_LIMIT", "after_call"),
+    ("OPENID_ERROR", "after_call"),         # final for the resident: the failure never committed
+    ("PROCESSING", "after_call"),           # in flight
+    ("SEND_FAILED", "after_reissue"),       # the new billno committed, never sent
+])
+def test_worker_killed_on_each_decision_code(make_app, sandbox_config, wechat_sandbox, db, reference_data,
+                                             worker_env, tmp_path, code, crash_at):
+    """Issue #15: each new code once with the worker killed at its worst moment; then the outbox
+    redelivers (the fault is used up, or the pause ended) and the books stay right: one packet at most."""
+    from rewards import pauses
+    from rewards.sweeper import sweep_payouts
+
+    app = make_app(**sandbox_config, OUTBOX_LEASE_SECONDS=1)
+    flag = tmp_path / "crashed"
+    with app.app_context():
+        fund()
+        pid = approve(make_tip(make_resident()))["id"]
+        wechat_sandbox.fault("sendminiprogramhb", code)
+        _worker("fork", worker_env, {"RENRENPAI_CRASH_AT": crash_at, "RENRENPAI_CRASH_FLAG": str(flag)})
+        assert flag.exists(), "the worker's job process should have been killed"
+        db.session.rollback()
+        assert len(wechat_sandbox.redpacks()) == 0
+        assert_books_hold()
+
+        time.sleep(1.2)
+        assert relay_due() == 1
+        _worker("fork", worker_env)
+        db.session.rollback()
+        pauses.end_pause("finance")                      # a pause opened by the redelivery, if any
+        if code in ("RCVDAMOUNT_LIMIT", "SENDNUM_LIMIT"):
+            wechat_sandbox.advance(24)
+            sweep_payouts(now=__import__("app.models.base", fromlist=["utcnow"]).utcnow() + __import__(
+                "datetime").timedelta(hours=24))
+        else:
+            sweep_payouts()
+        db.session.rollback()
+        payout = db.session.get(Payout, pid)
+        packets = wechat_sandbox.redpacks()
+        if code == "OPENID_ERROR":
+            assert payout.status in ("sent", "failed")   # the redelivery may pay: the fault was used up
+        elif code in ("RCVDAMOUNT_LIMIT", "SENDNUM_LIMIT"):
+            assert payout.status in ("sent", "refunded")  # paid on redelivery, unclaimed 24 h later
+        else:
+            assert payout.status == "sent", (payout.status, payout.last_code)
+        assert len(packets) <= 1 and all(p["mch_billno"] == payout.mch_billno for p in packets)
+        assert_books_hold()
+        assert_sandbox_matches_ledger(wechat_sandbox)
