@@ -11,7 +11,7 @@ import json
 from urllib.parse import urlencode, urlsplit
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.extensions import db
 from app.geo.coords import wgs84_to_gcj02
@@ -24,7 +24,7 @@ STATUS_COLOURS = {
     "closed": "#444444",
 }
 POINT_COLOUR = "#d62728"
-NEIGHBOUR_LIMIT = 24  # grids drawn around the one a point is in, for a sense of place offline
+NEIGHBOUR_LIMIT = 40  # grids drawn around the one a point is in, for a sense of place offline
 AMAP_MARKER = "https://uri.amap.com/marker"
 
 
@@ -128,12 +128,18 @@ def _city_outline() -> dict:
 
 
 def _neighbours(grid: Grid) -> list[Grid]:
-    """Grids whose boxes touch this grid's box grown by half its size (a bounding-box test is enough)."""
-    d_lat, d_lng = (grid.max_lat - grid.min_lat) / 2, (grid.max_lng - grid.min_lng) / 2
+    """The grids around this one, nearest first, as far as the map shows: the map is about twice as wide
+    as high and fits the grid's height, so the box reaches 1.5 grid widths to each side and one grid
+    height above and below (a bounding-box test is enough). Nearest first, so the limit never leaves
+    holes beside the point while far corners are drawn."""
+    d_lat, d_lng = grid.max_lat - grid.min_lat, 1.5 * (grid.max_lng - grid.min_lng)
+    c_lat, c_lng = (grid.min_lat + grid.max_lat) / 2, (grid.min_lng + grid.max_lng) / 2
+    distance = (func.abs((Grid.min_lat + Grid.max_lat) / 2 - c_lat)
+                + func.abs((Grid.min_lng + Grid.max_lng) / 2 - c_lng))
     query = (select(Grid).where(Grid.id != grid.id, Grid.max_lat >= grid.min_lat - d_lat,
                                 Grid.min_lat <= grid.max_lat + d_lat, Grid.max_lng >= grid.min_lng - d_lng,
                                 Grid.min_lng <= grid.max_lng + d_lng)
-             .order_by(Grid.id).limit(NEIGHBOUR_LIMIT))
+             .order_by(distance, Grid.id).limit(NEIGHBOUR_LIMIT))
     return list(db.session.scalars(query).unique())
 
 

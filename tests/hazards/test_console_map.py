@@ -7,7 +7,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.geo.coords import wgs84_to_gcj02
 from app.geo.webmap import STATUS_COLOURS
@@ -64,6 +64,19 @@ def test_a_ticket_page_shows_its_point_grid_address_and_a_gcj02_navigation_link(
     assert len(main) == 1 and main[0]["geometry"] == json.loads(grid.geometry)
     assert grid.community and main[0]["properties"]["label"] == f"{grid.name} · {grid.community} · {grid.town.name}"
     assert len(data["grids"]) > 1  # neighbouring grids, faint, for a sense of place
+    # the map is about four grid widths wide around the grid it fits: the grids beside it, almost two widths to
+    # each side, are drawn too (no blank holes), as is every grid touching it
+    from shapely.geometry import Point, shape
+
+    nearby = {g.id: shape(json.loads(g.geometry)) for g in hz.db.session.scalars(
+        select(Grid).where(Grid.max_lat >= grid.min_lat - 0.05, Grid.min_lat <= grid.max_lat + 0.05,
+                           Grid.max_lng >= grid.min_lng - 0.05, Grid.min_lng <= grid.max_lng + 0.05))}
+    own = nearby[grid.id]
+    c_lat, c_lng, width = (grid.min_lat + grid.max_lat) / 2, (grid.min_lng + grid.max_lng) / 2, grid.max_lng - grid.min_lng
+    wanted = {i for i, g in nearby.items() if i != grid.id and g.intersects(own.buffer(1e-6))}
+    wanted |= {i for i, g in nearby.items() for dx in (-1.9 * width, 1.9 * width) if g.contains(Point(c_lng + dx, c_lat))}
+    drawn = [g["geometry"] for g in data["grids"]]
+    assert wanted and all(json.loads(hz.db.session.get(Grid, i).geometry) in drawn for i in wanted)
     assert "东莞市莞城街道可园北路 12 号" in page and grid.name in page and f"镇街：</strong>{grid.town.name}" in page
     assert f"社区：</strong>{grid.community}" in page
     nav = html.unescape(re.search(r'<a class="map-nav" href="([^"]+)"', page).group(1))
