@@ -105,6 +105,9 @@ def demo_command(port, sandbox_port, no_serve):
     # this process too (it loads the demo data through the sandbox): the same addresses as the children
     app.config.update({k: env[k] for k in ("WECHAT_API_BASE", "WECHAT_PAY_API_BASE", "PUBLIC_BASE_URL")})
     app.config["WECHAT_PUSH_URL"] = env["WECHAT_PUSH_URL"] = f"http://127.0.0.1:{port}/wechat/push"
+    # 商家转账 (PAYOUT_CHANNEL=transfer): WeChat Pay's result notifications come back to this demo's web
+    app.config["WECHAT_TRANSFER_NOTIFY_URL"] = env["WECHAT_TRANSFER_NOTIFY_URL"] = (
+        f"http://127.0.0.1:{port}/wechat/pay/transfer-notify")
     flask_cmd = [sys.executable, "-m", "flask", "--app", "wsgi"]
     # every file of this run lives under its instance folder, so two demos (two folders) never collide
     sandbox_state = os.environ.get("SANDBOX_STATE") or os.path.join(app.instance_path, "wechat_sandbox.db")

@@ -262,8 +262,12 @@ class DemoRun:
         finance = self.demo.login_staff("finance")
         payouts = self.demo.call("GET", "/api/staff/v1/finance/payouts", token=finance)["items"]
         billnos = {p["tip_id"]: p["mch_billno"] for p in payouts}
-        for tip_id in tip_ids:
-            self.demo.sandbox_call("POST", f"/redpacks/{billnos[tip_id]}/claim")
+        channels = {p["tip_id"]: p.get("channel") for p in payouts}
+        for tip_id in tip_ids:  # the resident opens the packet, or confirms the 商家转账 (PAYOUT_CHANNEL=transfer)
+            if channels[tip_id] == "transfer":
+                self.demo.sandbox_call("POST", f"/transfers/{billnos[tip_id]}/confirm")
+            else:
+                self.demo.sandbox_call("POST", f"/redpacks/{billnos[tip_id]}/claim")
 
     def move_tickets(self, approved: dict[int, dict]) -> None:
         from app.hazards.keys import create_department_key

@@ -41,11 +41,21 @@ def _payout_sent(r: dict) -> str:
     return f"红包已发出：报料 #{r.get('tip_id')}，{format_yuan(r.get('amount_fen'))}"
 
 
+def _payout_waiting(r: dict) -> str:
+    return f"商家转账已发起，等待居民确认收款：报料 #{r.get('tip_id')}，{format_yuan(r.get('amount_fen'))}"
+
+
+def _payout_claimed(r: dict) -> str:
+    return f"居民已确认收款：报料 #{r.get('tip_id')}，{format_yuan(r.get('amount_fen'))}"
+
+
 EVENT_LINES: dict[str, Callable[[dict], str]] = {
     "tip.received": _tip_received,
     "tip.decided": _tip_decided,
     "tip.refused": _tip_refused,
     "payout.sent": _payout_sent,
+    "payout.waiting": _payout_waiting,
+    "payout.claimed": _payout_claimed,
 }
 ERROR_LEVELS = ("ERROR", "CRITICAL")
 # plain-text lines that are errors too: gunicorn's own log, a traceback printed before logging was set up

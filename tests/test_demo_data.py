@@ -40,3 +40,21 @@ def test_demo_tips_cover_every_state_and_load_once(sandbox_app, reference_data, 
     total = sum(tips.values())
     assert "already loaded" in seed_demo_tips()
     assert db.session.scalar(select(func.count()).select_from(Tip)) == total
+
+
+def test_demo_tips_on_the_transfer_channel(make_app, sandbox_config, reference_data, db, wechat_sandbox):
+    """PAYOUT_CHANNEL=transfer: the same stories, paid by 商家转账 — some confirmed, some closed after
+    24 h unconfirmed (cancelled, the budget back), the newest waiting for their residents."""
+    from rewards.invariants import check_all
+    from rewards.models import Payout
+
+    app = make_app(**sandbox_config, PAYOUT_CHANNEL="transfer", WECHAT_TRANSFER_NOTIFY_URL="")
+    with app.app_context():
+        ensure_demo_staff()
+        assert "tips" in seed_demo_tips()
+        payouts = _counts(db, Payout.status)
+        for status in ("waiting_confirm", "claimed", "cancelled"):
+            assert payouts.get(status), payouts
+        assert set(_counts(db, Payout.channel)) == {"transfer"}
+        assert {b["state"] for b in wechat_sandbox.transfers()} == {"WAIT_USER_CONFIRM", "SUCCESS", "FAIL"}
+        assert check_all() == {}

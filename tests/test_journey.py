@@ -37,11 +37,13 @@ pytestmark = pytest.mark.slow
 class System:
     """Web (gunicorn) + worker processes on free ports, with the sandbox; HTTP helpers."""
 
-    def __init__(self, env: dict, sandbox):
+    def __init__(self, env: dict, sandbox, channel: str = "redpack"):
         self.sandbox = sandbox
+        self.channel = channel
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.env = {**env,
+        self.env = {**env, "PAYOUT_CHANNEL": channel,
+                    "WECHAT_TRANSFER_NOTIFY_URL": self.base + "/wechat/pay/transfer-notify",
                     "WECHAT_API_BASE": sandbox.url + "/", "WECHAT_PAY_API_BASE": sandbox.url + "/",
                     "PUBLIC_BASE_URL": self.base, "WECHAT_PUSH_URL": self.base + "/wechat/push",
                     # the clock's sweeps run every couple of seconds so the journey takes seconds
@@ -108,9 +110,10 @@ def wait_for(probe, timeout=60.0, interval=1.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
-@pytest.fixture
-def system(subprocess_env, wechat_sandbox, reference_data, db):
-    running = System(subprocess_env, wechat_sandbox)
+@pytest.fixture(params=["redpack", "transfer"])
+def system(request, subprocess_env, wechat_sandbox, reference_data, db):
+    """The running system paying by red packet or by 商家转账 (PAYOUT_CHANNEL)."""
+    running = System(subprocess_env, wechat_sandbox, channel=request.param)
     try:
         yield running.start()
     finally:
@@ -228,24 +231,41 @@ def test_the_whole_journey(system):
     system.call("POST", f"/api/staff/v1/hazards/{hazard_id}/transition", token=boss,
                 json={"to": "closed", "note": "结案"})
 
-    # 5. The red packet goes out; Alice opens it in WeChat and sees it claimed.
-    sent = wait_for(lambda: [r for r in alice.rewards() if r["status"] == "sent"], timeout=90, what="packet sent")
-    assert sent[0]["tip_id"] == first and sent[0]["package"]
+    # 5. The reward goes out; Alice takes it in WeChat and sees it claimed: she opens the red packet,
+    # or (商家转账) confirms receipt with wx.requestMerchantTransfer and the parameters the API gave.
+    transfer = system.channel == "transfer"
+    waiting = "waiting_confirm" if transfer else "sent"
+    sent = wait_for(lambda: [r for r in alice.rewards() if r["status"] == waiting], timeout=90, what="reward sent")
+    assert sent[0]["tip_id"] == first
     payouts = system.call("GET", "/api/staff/v1/finance/payouts", token=cash)["items"]
     billno = {p["tip_id"]: p["mch_billno"] for p in payouts}
     assert set(billno) == {first, third}
-    sandbox.claim(billno[first])
-    wait_for(lambda: [r for r in alice.rewards() if r["status"] == "claimed"], timeout=60, what="packet claimed")
+    assert {p["channel"] for p in payouts} == {system.channel}
+    if transfer:
+        assert set(sent[0]["transfer"]) == {"mch_id", "app_id", "package"} and sent[0]["package"] is None
+        assert {p["out_bill_no"] for p in payouts} == set(billno.values())
+        confirmed = requests.post(f"{sandbox.url}/__sandbox__/client/transfers/confirm",
+                                  json={**sent[0]["transfer"], "openid": alice.openid}, timeout=10)
+        assert confirmed.status_code == 200, confirmed.text
+    else:
+        assert sent[0]["package"]
+        sandbox.claim(billno[first])
+    wait_for(lambda: [r for r in alice.rewards() if r["status"] == "claimed"], timeout=60, what="reward claimed")
 
-    # 6. Carol never opens hers: once its 24 h run out WeChat refunds it and the ledger shows it.
+    # 6. Carol never takes hers: once its 24 h run out WeChat refunds the packet (or closes the
+    # transfer bill, OVERDUE_CLOSE) and the ledger shows it, the amount back in the budget.
     # (The sandbox lets it lapse now rather than jumping its clock, so both sides date it today.)
-    wait_for(lambda: [r for r in carol.rewards() if r["status"] == "sent"], timeout=60, what="carol's packet sent")
-    assert sandbox.expire(billno[third])["status"] == "REFUND"
-    wait_for(lambda: [r for r in carol.rewards() if r["status"] == "refunded"], timeout=60, what="refund")
+    wait_for(lambda: [r for r in carol.rewards() if r["status"] == waiting], timeout=60, what="carol's reward sent")
+    if transfer:
+        assert sandbox.expire_transfer(billno[third])["state"] == "FAIL"
+    else:
+        assert sandbox.expire(billno[third])["status"] == "REFUND"
+    lapsed = "cancelled" if transfer else "refunded"
+    wait_for(lambda: [r for r in carol.rewards() if r["status"] == lapsed], timeout=60, what=lapsed)
     today = datetime.now(SHANGHAI).date().isoformat()
     tomorrow = (datetime.now(SHANGHAI).date() + timedelta(days=1)).isoformat()
     summary = system.call("GET", f"/api/staff/v1/finance/summary?from={today}&to={today}", token=cash)
-    assert summary["refunded_fen"] == third_reward
+    assert summary["refunded_fen"] == (0 if transfer else third_reward)
     assert summary["claimed_fen"] == 1000
     assert summary["in_flight_fen"] == 0
 
@@ -261,7 +281,7 @@ def test_the_whole_journey(system):
     assert today in printed
     result = system.call("GET", f"/api/staff/v1/finance/reconciliations/{today}", token=cash)
     assert result["status"] == "done", result
-    assert result["exceptions"] == [] and result["matched"] >= 2
+    assert result["exceptions"] == [] and result["matched"] >= (1 if transfer else 2)
     assert "ok" in system.flask("rewards", "check").lower()
 
     # 8. What each resident sees: every step of their tip, the hazard's progress, the packet.

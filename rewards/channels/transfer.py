@@ -177,10 +177,13 @@ class TransferChannel(PayoutChannel):
             values["next_check_at"] = utcnow() + timedelta(minutes=2)
         if payouts.transition(payout_id, ("reserved", "sending", "waiting_confirm", "manual_review"), row.status,
                               **values):
+            fetch = row.status == "waiting_confirm" and not info.package and payout.package is None
+            event = {"event": "payout.waiting", "payout_id": payout_id, "tip_id": payout.tip_id,
+                     "amount_fen": payout.amount_fen}  # read before the commit expires them
             db.session.commit()
             if row.status == "waiting_confirm" and status != "waiting_confirm":
-                log.info("transfer waiting for the resident", extra={"event": "payout.waiting", "payout_id": payout_id})
-            if row.status == "waiting_confirm" and not info.package and payout.package is None:
+                log.info("transfer waiting for the resident", extra=event)
+            if fetch:
                 self._fetch_package(payout_id)
             return row.status
         db.session.rollback()
@@ -198,9 +201,10 @@ class TransferChannel(PayoutChannel):
             budget.commit_reserved(payout.period, payout.amount_fen)
             ledger.post_sent(payout, at=at)
             ledger.post_claimed(payout, at=at)
+            event = {"event": "payout.claimed", "payout_id": payout_id, "tip_id": payout.tip_id,
+                     "amount_fen": payout.amount_fen}  # read before the commit expires them
             db.session.commit()
-            log.info("transfer confirmed", extra={"event": "payout.claimed", "payout_id": payout_id,
-                                                  "tip_id": payout.tip_id, "amount_fen": payout.amount_fen})
+            log.info("transfer confirmed", extra=event)
             return "claimed"
         db.session.rollback()
         return _fresh_status(payout_id)

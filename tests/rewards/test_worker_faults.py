@@ -1,13 +1,18 @@
 """Real RQ workers (`flask worker --role rq`, forking and in-process, as production runs the payouts
 queue) killed with SIGKILL at each step of a payout, then the outbox relay redelivering: zero packets
-paid twice, zero fen unaccounted."""
+paid twice, zero fen unaccounted. Every test runs on both payout channels: red packets and 商家转账
+(a transfer's bill then waits for the resident, who confirms it; `rewards check` holds throughout)."""
 import subprocess
 import sys
 import time
 
+from datetime import timedelta
+
 import pytest
 
+from app.models.base import utcnow
 from app.outbox import relay_due
+from rewards.sweeper import sweep_payouts
 from rewards.models import Payout
 from tests.conftest import ROOT
 from tests.rewards.helpers import (approve, assert_books_hold, assert_sandbox_matches_ledger, fund, make_resident,
@@ -26,25 +31,49 @@ def _worker(kind, env, extra=None):
 
 
 WORKER_KINDS = pytest.mark.parametrize("kind", ["fork", "in_process"])
+CHANNELS = pytest.mark.parametrize("channel", ["redpack", "transfer"])
+# the reward status once WeChat has the payout: a packet is sent, a transfer waits for the resident
+DELIVERED = {"redpack": "sent", "transfer": "waiting_confirm"}
+
+
+def _wechat_holds(sandbox, channel) -> list[str]:
+    """The bill numbers WeChat holds for the channel: packets or transfer bills."""
+    if channel == "redpack":
+        return [p["mch_billno"] for p in sandbox.redpacks()]
+    return [b["out_bill_no"] for b in sandbox.transfers()]
+
+
+def _assert_wechat_matches(sandbox, channel):
+    if channel == "redpack":
+        assert_sandbox_matches_ledger(sandbox)
+    else:
+        from tests.rewards.test_transfer_payouts import assert_sandbox_matches_transfers
+
+        assert_sandbox_matches_transfers(sandbox)
 
 
 @pytest.fixture
 def worker_env(subprocess_env, wechat_sandbox):
     return {**subprocess_env, "WECHAT_API_BASE": wechat_sandbox.url + "/",
             "WECHAT_PAY_API_BASE": wechat_sandbox.url + "/", "WECHAT_TIMEOUT": "1", "WECHAT_PAY_TIMEOUT": "1",
-            "OUTBOX_LEASE_SECONDS": "1"}
+            "OUTBOX_LEASE_SECONDS": "1",
+            # transfer results are found by the sweeper here (nothing listens on the discard port)
+            "WECHAT_TRANSFER_NOTIFY_URL": "http://127.0.0.1:9/wechat/pay/transfer-notify"}
 
 
 @pytest.mark.slow
+@CHANNELS
 @WORKER_KINDS
 @pytest.mark.parametrize("crash_at, paid_at_crash, status_at_crash", [
     ("before_call", 0, "sending"),
     ("after_call", 1, "sending"),       # WeChat accepted, our commit never happened
-    ("after_commit", 1, "sent"),        # committed, but the outbox row was never marked done
+    ("after_commit", 1, "delivered"),   # committed, but the outbox row was never marked done
 ])
 def test_worker_killed_mid_payout(make_app, sandbox_config, wechat_sandbox, db, reference_data, worker_env,
-                                  tmp_path, kind, crash_at, paid_at_crash, status_at_crash):
-    app = make_app(**sandbox_config, OUTBOX_LEASE_SECONDS=1)
+                                  tmp_path, kind, crash_at, paid_at_crash, status_at_crash, channel):
+    app = make_app(**sandbox_config, OUTBOX_LEASE_SECONDS=1, PAYOUT_CHANNEL=channel)
+    if status_at_crash == "delivered":
+        status_at_crash = DELIVERED[channel]
     flag = tmp_path / "crashed"
     with app.app_context():
         fund()
@@ -54,7 +83,7 @@ def test_worker_killed_mid_payout(make_app, sandbox_config, wechat_sandbox, db, 
         assert flag.exists(), "the worker's job process should have been killed"
         db.session.rollback()
         assert db.session.get(Payout, pid).status == status_at_crash
-        assert len(wechat_sandbox.redpacks()) == paid_at_crash
+        assert len(_wechat_holds(wechat_sandbox, channel)) == paid_at_crash
         assert_books_hold()
 
         time.sleep(1.2)
@@ -62,24 +91,36 @@ def test_worker_killed_mid_payout(make_app, sandbox_config, wechat_sandbox, db, 
         _worker(kind, worker_env, {"RENRENPAI_CRASH_AT": crash_at, "RENRENPAI_CRASH_FLAG": str(flag)})
         db.session.rollback()
         payout = db.session.get(Payout, pid)
-        assert payout.status == "sent" and payout.package
-        assert [p["mch_billno"] for p in wechat_sandbox.redpacks()] == [payout.mch_billno]
+        assert payout.channel == channel and payout.status == DELIVERED[channel] and payout.package
+        assert _wechat_holds(wechat_sandbox, channel) == [payout.mch_billno]
         assert_books_hold()
-        assert_sandbox_matches_ledger(wechat_sandbox)
+        _assert_wechat_matches(wechat_sandbox, channel)
 
         time.sleep(1.2)
         assert relay_due() == 0           # done: nothing left to redeliver
+        if channel == "transfer":         # the resident confirms; the sweeper books it once
+            wechat_sandbox.confirm_transfer(payout.mch_billno)
+            db.session.rollback()
+            for minutes in range(20, 120, 20):  # a query that times out on a busy machine is asked again
+                if sweep_payouts(now=utcnow() + timedelta(minutes=minutes)) == {"claimed": 1}:
+                    break
+            db.session.rollback()
+            assert db.session.get(Payout, pid).status == "claimed"
+            assert sweep_payouts(now=utcnow() + timedelta(minutes=200)) == {}
+            assert_books_hold()
+            _assert_wechat_matches(wechat_sandbox, channel)
 
 
 @pytest.mark.slow
+@CHANNELS
 @WORKER_KINDS
 def test_two_workers_drain_duplicates_without_paying_twice(make_app, sandbox_config, wechat_sandbox, db,
-                                                           reference_data, worker_env, kind):
+                                                           reference_data, worker_env, kind, channel):
     """Every job enqueued twice (fast path + a forced relay), two workers at once: one packet each."""
     from app.extensions import redis
     from app.queue import enqueue
 
-    app = make_app(**sandbox_config, OUTBOX_LEASE_SECONDS=1)
+    app = make_app(**sandbox_config, OUTBOX_LEASE_SECONDS=1, PAYOUT_CHANNEL=channel)
     with app.app_context():
         fund()
         pids = [approve(make_tip(make_resident()))["id"] for _ in range(6)]
@@ -90,10 +131,11 @@ def test_two_workers_drain_duplicates_without_paying_twice(make_app, sandbox_con
         for proc in procs:
             proc.wait(120)
         db.session.rollback()
-        assert {db.session.get(Payout, p).status for p in pids} == {"sent"}
-        assert len(wechat_sandbox.redpacks()) == 6
+        assert {db.session.get(Payout, p).status for p in pids} == {DELIVERED[channel]}
+        assert sorted(_wechat_holds(wechat_sandbox, channel)) == sorted(db.session.get(Payout, p).mch_billno
+                                                                        for p in pids)
         assert_books_hold()
-        assert_sandbox_matches_ledger(wechat_sandbox)
+        _assert_wechat_matches(wechat_sandbox, channel)
         assert redis.conn.llen("rq:queue:payouts") == 0
 
 
@@ -150,3 +192,27 @@ def test_worker_killed_on_each_decision_code(make_app, sandbox_config, wechat_sa
         assert len(packets) <= 1 and all(p["mch_billno"] == payout.mch_billno for p in packets)
         assert_books_hold()
         assert_sandbox_matches_ledger(wechat_sandbox)
+
+
+@pytest.mark.slow
+@CHANNELS
+@pytest.mark.parametrize("api_of", [{"redpack": "sendminiprogramhb", "transfer": "transfer_bills"}])
+def test_a_lost_reply_is_resolved_by_a_query_never_a_second_payment(make_app, sandbox_config, wechat_sandbox, db,
+                                                                    reference_data, worker_env, channel, api_of):
+    """WeChat does it, then its reply is lost (the worker times out): the next delivery asks
+    WeChat about the same number and settles; one packet or bill, books balanced."""
+    app = make_app(**sandbox_config, OUTBOX_LEASE_SECONDS=1, PAYOUT_CHANNEL=channel)
+    with app.app_context():
+        fund()
+        pid = approve(make_tip(make_resident()))["id"]
+        wechat_sandbox.fault(api_of[channel], "accept_then_timeout", count=1)
+        _worker("in_process", worker_env)
+        time.sleep(1.2)
+        relay_due()
+        _worker("in_process", worker_env)
+        db.session.rollback()
+        payout = db.session.get(Payout, pid)
+        assert payout.status == DELIVERED[channel]
+        assert _wechat_holds(wechat_sandbox, channel) == [payout.mch_billno]
+        assert_books_hold()
+        _assert_wechat_matches(wechat_sandbox, channel)

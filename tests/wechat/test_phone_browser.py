@@ -1,7 +1,8 @@
 """A resident's whole journey on the sandbox's phone page, in a real browser (Debian's chromium,
 headless, through Playwright), against real processes: gunicorn + `flask worker` for the app and the
 sandbox's own server for the page. Log in, read the privacy notice, send a tip with a photo, see it
-in 我的报料 with its timeline; a moderator approves it; open the red packet in 我的奖励; a neighbour
+in 我的报料 with its timeline; a moderator approves it; open the red packet in 我的奖励 (or, paying by
+商家转账, 确认收款: the wx.requestMerchantTransfer stand-in); a neighbour
 on the same phone sees 附近已有人报过. Screenshots go to tests/output/screenshots/ (git-ignored).
 Fails (never skips) when chromium is missing."""
 from datetime import datetime
@@ -20,9 +21,9 @@ PHONE = {"width": 390, "height": 844}
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def system(subprocess_env, wechat_sandbox, reference_data, db):
-    running = System(subprocess_env, wechat_sandbox)
+@pytest.fixture(params=["redpack", "transfer"])
+def system(request, subprocess_env, wechat_sandbox, reference_data, db):
+    running = System(subprocess_env, wechat_sandbox, channel=request.param)
     try:
         running.start()
         wechat_sandbox.configure(app_url=running.base)
@@ -42,7 +43,8 @@ def test_a_resident_reports_and_claims_on_the_phone_page(system, db, tmp_path):
         """The whole scrolling page, as on a phone tall enough to show it."""
         height = page.evaluate("document.querySelector('main').scrollHeight + 150")
         page.set_viewport_size({"width": PHONE["width"], "height": max(PHONE["height"], height)})
-        page.screenshot(path=str(SHOTS / f"phone-{engine}-{name}.png"))
+        suffix = "" if system.channel == "redpack" else "-transfer"
+        page.screenshot(path=str(SHOTS / f"phone-{engine}{suffix}-{name}.png"))
         page.set_viewport_size(PHONE)
 
     def tab(name):
@@ -108,13 +110,18 @@ def test_a_resident_reports_and_claims_on_the_phone_page(system, db, tmp_path):
             decision = system.call("POST", f"/api/staff/v1/tips/{tip_id}/decision", token=mod,
                                    json={"action": "approve", "category": "ebike_indoor_charging", "severity": 2})
             assert decision["tip"]["status"] == "accepted"
-            wait_for(lambda: tab("rewards") or page.locator("#rewards .badge").inner_text() == "待领取",
-                     timeout=90, interval=2, what="the packet sent")
+            transfer = system.channel == "transfer"
+            waiting = "待确认收款" if transfer else "待领取"
+            wait_for(lambda: tab("rewards") or page.locator("#rewards .badge").inner_text() == waiting,
+                     timeout=90, interval=2, what="the reward sent")
             expect(page.locator("#rewards")).to_contain_text("¥10.00")
             shot(page, "4-rewards")
-            page.click("text=领取红包")
+            page.click("text=确认收款" if transfer else "text=领取红包")
             expect(page.locator("#rewards")).to_contain_text("已存入微信零钱")
-            assert system.sandbox.redpacks()[0]["status"] == "RECEIVED"
+            if transfer:
+                assert system.sandbox.transfers()[0]["state"] == "SUCCESS"
+            else:
+                assert system.sandbox.redpacks()[0]["status"] == "RECEIVED"
             wait_for(lambda: tab("rewards") or
                      page.locator("#rewards .badge").inner_text() == "已领取", timeout=60, interval=2,
                      what="the reward shown as claimed")

@@ -1,6 +1,7 @@
 // The phone page: what the mini-program does, in a browser, against the real residents' API.
 // Residents' API calls go to api/… (this sandbox forwards them to the app's /api/mp/v1/…); what
-// WeChat itself does on the phone (wx.login codes, opening a red packet, subscribe messages) goes to
+// WeChat itself does on the phone (wx.login codes, opening a red packet, confirming a 商家转账,
+// subscribe messages) goes to
 // the sandbox's own /__sandbox__/… endpoints.
 'use strict'
 
@@ -378,10 +379,15 @@ async function showRewards() {
       <div class="top"><span class="amount">${yuan(r.amount_fen)}</span>${badge(r.status, REWARD_LABELS[r.status])}</div>
       <div class="meta">报料 #${r.tip_id} 的奖励</div>
       ${r.status === 'sent' && r.redpacket ? `<button class="button redpack" data-open="${r.id}">领取红包</button>` : ''}
-    </li>`).join('') : '<li class="muted">还没有奖励。报料被采纳后，奖励红包会出现在这里。</li>'
+      ${r.status === 'waiting_confirm' && r.transfer ? `<button class="button redpack" data-confirm="${r.id}">确认收款</button>` : ''}
+    </li>`).join('') : '<li class="muted">还没有奖励。报料被采纳后，奖励会出现在这里。</li>'
   for (const button of list.querySelectorAll('[data-open]')) {
     const reward = items.find((r) => String(r.id) === button.dataset.open)
     button.onclick = () => openRedpack(reward, button)
+  }
+  for (const button of list.querySelectorAll('[data-confirm]')) {
+    const reward = items.find((r) => String(r.id) === button.dataset.confirm)
+    button.onclick = () => confirmTransfer(reward, button)
   }
   showMessages()
 }
@@ -396,6 +402,20 @@ async function openRedpack(reward, button) {
   } catch (error) {
     button.disabled = false
     toast('领取失败：' + error.message, 3500)
+  }
+}
+
+// What wx.requestMerchantTransfer does (商家转账): WeChat checks mchId, appId and the package the
+// server handed over, the resident confirms, the money goes to their 零钱.
+async function confirmTransfer(reward, button) {
+  button.disabled = true
+  try {
+    await sandbox('POST', '/client/transfers/confirm', {...reward.transfer, openid: state.resident.openid})
+    button.outerHTML = `<div class="message">已确认收款，${yuan(reward.amount_fen)} 已存入微信零钱</div>`
+    toast(`收款成功 ${yuan(reward.amount_fen)}`)
+  } catch (error) {
+    button.disabled = false
+    toast('收款失败：' + error.message, 3500)
   }
 }
 
