@@ -133,11 +133,14 @@ class RedPacketPay:
         return result
 
     def biz_redpacket_params(self, package: str) -> dict:
-        """What the mini-program passes to wx.sendBizRedPacket (paySign: MD5 with the merchant key)."""
+        """What the mini-program passes to wx.sendBizRedPacket. WeChat's 领取红包接口 (pay.weixin.qq.com
+        /doc/v2/merchant/4011937428): "package需要进行urlencode再传给页面" — its example is the encoded
+        string — and paySign (MD5 with the merchant key) signs the parameters as passed, so the
+        package is URL-encoded once here and signed in that form."""
         cfg = self._cfg()
-        params = {"timeStamp": str(int(time.time())), "nonceStr": secrets.token_hex(16), "package": package,
-                  "signType": "MD5"}
-        to_sign = (f"appId={cfg['WECHAT_APPID']}&nonceStr={params['nonceStr']}&package={quote(package, safe='')}"
+        params = {"timeStamp": str(int(time.time())), "nonceStr": secrets.token_hex(16),
+                  "package": quote(package, safe=""), "signType": "MD5"}
+        to_sign = (f"appId={cfg['WECHAT_APPID']}&nonceStr={params['nonceStr']}&package={params['package']}"
                    f"&timeStamp={params['timeStamp']}&key={cfg['WECHAT_PAY_KEY']}")
         params["paySign"] = hashlib.md5(to_sign.encode()).hexdigest().upper()
         return params

@@ -4,15 +4,16 @@
 the package against a bill waiting for that user, then confirms it (SUCCESS, paid).
 
 `wx.sendBizRedPacket` in WeChat checks the parameters the mini-program got from its server before
-the packet opens; here `POST /__sandbox__/client/redpacks/open` does the same checks: the paySign
-(MD5 over appId, nonceStr, the URL-encoded package and timeStamp, with the merchant key), the
+the packet opens; here `POST /__sandbox__/client/redpacks/open` does the same checks on exactly what
+the page gets: the package URL-encoded (领取红包接口: "package需要进行urlencode再传给页面"), the
+paySign (MD5 over appId, nonceStr, that package and timeStamp, with the merchant key), the decoded
 package as WeChat issued it for that packet, and that the packet is the opening user's.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, unquote
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -28,7 +29,7 @@ def _fail(reason: str, status: int = 400):
 
 def expected_pay_sign(params: dict) -> str:
     cfg = current_app.config
-    raw = (f"appId={cfg['WECHAT_APPID']}&nonceStr={params['nonceStr']}&package={quote(params['package'], safe='')}"
+    raw = (f"appId={cfg['WECHAT_APPID']}&nonceStr={params['nonceStr']}&package={params['package']}"
            f"&timeStamp={params['timeStamp']}&key={cfg['WECHAT_PAY_KEY']}")
     return hashlib.md5(raw.encode()).hexdigest().upper()
 
@@ -41,12 +42,15 @@ def open_redpack():
         return _fail("parameters missing: " + ", ".join((*FIELDS, "openid")))
     if body["signType"] != "MD5":
         return _fail("signType must be MD5")
+    if "=" in body["package"] or "&" in body["package"]:
+        return _fail("package must be URL-encoded")
     if not hmac.compare_digest(body["paySign"], expected_pay_sign(body)):
         return _fail("invalid paySign")
-    billno = (parse_qs(body["package"]).get("spbillid") or [""])[0]
+    package = unquote(body["package"])
+    billno = (parse_qs(package).get("spbillid") or [""])[0]
     state = current_app.extensions["sandbox_state"]
     row = state.query("SELECT openid, package FROM redpacks WHERE mch_billno = ?", (billno,))
-    if not row or not hmac.compare_digest(row[0]["package"] or "", body["package"]):
+    if not row or not hmac.compare_digest(row[0]["package"] or "", package):
         return _fail("invalid package")
     if row[0]["openid"] != body["openid"]:
         return _fail("this packet belongs to another user", 403)

@@ -3,6 +3,8 @@ signed by the server, and WeChat's client (the sandbox's) opens the packet only 
 and only for its own recipient; the sweeper then sees it claimed."""
 from datetime import timedelta
 
+from urllib.parse import quote
+
 import requests
 
 from app.models.base import utcnow
@@ -20,7 +22,9 @@ def test_a_sent_packet_opens_with_the_signed_parameters_only(mp_app, mp_client, 
     reward = packet_sent(alice, mp_app, mp_client, staff, wechat_sandbox)
     params = reward["redpacket"]
     assert set(params) == {"timeStamp", "nonceStr", "package", "signType", "paySign"}
-    assert params["package"] == reward["package"] and params["signType"] == "MD5"
+    assert params["package"] == quote(reward["package"], safe="") and params["signType"] == "MD5"
+    raw = open_packet(wechat_sandbox, {**params, "package": reward["package"]}, alice.openid)
+    assert raw.status_code == 400 and "URL-encoded" in raw.json()["errMsg"]  # as the page gets it, encoded
 
     forged = open_packet(wechat_sandbox, {**params, "paySign": "0" * 32}, alice.openid)
     assert forged.status_code == 400 and "paySign" in forged.json()["errMsg"]

@@ -69,7 +69,7 @@ def test_ten_packets_per_openid_per_day(sandbox_app, wechat_sandbox):
     results = [send(new_billno(), amount=100) for _ in range(11)]
 
     assert [r.outcome for r in results[:10]] == [PayOutcome.SUCCESS] * 10
-    assert (results[10].outcome, results[10].code) == (PayOutcome.FAILED_FINAL, "SENDNUM_LIMIT")
+    assert (results[10].outcome, results[10].code) == (PayOutcome.RETRY_SAME, "SENDNUM_LIMIT")  # the next day, the same billno
     assert send(new_billno(), openid="oSomeoneElse").outcome is PayOutcome.SUCCESS
 
 
@@ -78,7 +78,7 @@ def test_1000_yuan_per_openid_per_day(sandbox_app, wechat_sandbox):
     over = send(new_billno(), amount=100)
 
     assert all(r.outcome is PayOutcome.SUCCESS for r in results)
-    assert (over.outcome, over.code) == (PayOutcome.FAILED_FINAL, "RCVDAMOUNT_LIMIT")  # WeChat's per-user code
+    assert (over.outcome, over.code) == (PayOutcome.RETRY_SAME, "RCVDAMOUNT_LIMIT")  # WeChat's per-user code
 
 
 def test_empty_merchant_account_is_notenough_retry_same(sandbox_app, wechat_sandbox):
@@ -195,12 +195,15 @@ def test_state_survives_a_sandbox_restart(sandbox_app, wechat_sandbox):
 
 
 def test_biz_redpacket_params_are_signed_with_the_merchant_key(sandbox_app, wechat_sandbox):
+    """领取红包接口 (pay.weixin.qq.com/doc/v2/merchant/4011937428): the package reaches the page
+    URL-encoded, and paySign signs the parameters as passed."""
     import hashlib
     from urllib.parse import quote
 
     params = wechat.biz_redpacket_params("sendid=1&ver=8")
+    assert params["package"] == quote("sendid=1&ver=8", safe="") == "sendid%3D1%26ver%3D8"
     cfg = sandbox_app.config
     expected = hashlib.md5(f"appId={cfg['WECHAT_APPID']}&nonceStr={params['nonceStr']}&package="
-                           f"{quote('sendid=1&ver=8', safe='')}&timeStamp={params['timeStamp']}"
+                           f"sendid%3D1%26ver%3D8&timeStamp={params['timeStamp']}"
                            f"&key={cfg['WECHAT_PAY_KEY']}".encode()).hexdigest().upper()
     assert params["paySign"] == expected and params["signType"] == "MD5"

@@ -261,7 +261,7 @@ def test_limit_refusal_pays_nothing_and_a_new_billno_may_follow(sandbox_app, wec
     for _ in range(5):
         assert send(new_billno(), amount=20000).ok
     refused = send(new_billno(), amount=100)
-    assert refused.outcome is PayOutcome.FAILED_FINAL and refused.code == "RCVDAMOUNT_LIMIT"
+    assert refused.outcome is PayOutcome.RETRY_SAME and refused.code == "RCVDAMOUNT_LIMIT"
     assert sum(p["amount_fen"] for p in wechat_sandbox.redpacks()) == 100000
 
 
