@@ -144,9 +144,9 @@ def child(db_url: str, pay_base: str, only_import: bool) -> None:
         with app.app_context():
             from rewards.reconciliation import reconcile_day
 
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             run = reconcile_day(DAY)
-            result = {"seconds": time.perf_counter() - started, "status": run.status, "error": run.error,
+            result = {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu, "status": run.status, "error": run.error,
                       "rows": run.bill_rows, "matched": run.matched, "exceptions": run.exception_count}
     with open("/proc/self/status") as f:
         hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))

@@ -18,7 +18,7 @@ from app.wechat import PayOutcome
 from rewards import ledger, payouts
 from rewards.budget import check_period
 from rewards.channels import CHANNEL_LABELS
-from rewards.models import FinanceRequest, LedgerEntry, LedgerTransaction, Payout
+from rewards.models import BudgetPeriod, FinanceRequest, LedgerEntry, LedgerTransaction, Payout
 from rewards.policy import active_policy, validate_policy
 
 FLOW_KINDS = ("reserve", "sent", "claimed", "refunded", "failed")
@@ -86,14 +86,20 @@ def summary(start: date | None = None, end: date | None = None) -> dict:
     for day, kind, total in rows:
         days[day][kind] = int(total or 0)
         moved[kind] += int(total or 0)
-    flows = {"opening_in_flight_fen": _in_flight(LedgerTransaction.business_day < start),
+    # balances as at a day from the per-day totals (O(days), not a sum over every entry ever posted)
+    flows = {"opening_in_flight_fen": ledger.balance_through(ledger.IN_FLIGHT, start, before=True),
              "sent_fen": moved["sent"], "claimed_fen": moved["claimed"], "refunded_fen": moved["refunded"],
-             "closing_in_flight_fen": _in_flight(LedgerTransaction.business_day <= end)}
+             "closing_in_flight_fen": ledger.balance_through(ledger.IN_FLIGHT, end)}
 
     periods = sorted({d.strftime("%Y-%m") for d in days})
-    budgets = ledger.budget_by_period()
-    funded = dict(db.session.execute(
-        select(LedgerTransaction.period, func.count()).where(LedgerTransaction.kind == "funding")
+    # the budget table, not a sum over every budget entry ever posted (O(history): a full scan of
+    # ledger_entries at a province's scale); `rewards check` holds it equal to the ledger
+    budgets = {b.period: {"available": b.available_fen, "reserved": b.reserved_fen, "committed": b.committed_fen}
+               for b in db.session.scalars(select(BudgetPeriod))}
+    funded = dict(db.session.execute(  # funding carries no payout: the payout index finds them
+        select(LedgerTransaction.period, func.count())
+        .where(LedgerTransaction.kind == "funding", LedgerTransaction.payout_id.is_(None),
+               LedgerTransaction.period.in_(periods))
         .group_by(LedgerTransaction.period)).all())
     return {
         "from": start.isoformat(), "to": end.isoformat(),

@@ -11,7 +11,7 @@ from sqlalchemy.orm import aliased
 
 from app.extensions import db
 from rewards import ledger
-from rewards.models import BudgetPeriod, LedgerEntry, LedgerTransaction, Payout, RewardCounter
+from rewards.models import BudgetPeriod, LedgerDayBalance, LedgerEntry, LedgerTransaction, Payout, RewardCounter
 
 OPEN = or_(Payout.status.in_(("reserved", "sending", "waiting_confirm")), and_(Payout.status == "manual_review", Payout.sent_at.is_(None)))
 IN_FLIGHT = or_(Payout.status == "sent", and_(Payout.status == "manual_review", Payout.sent_at.is_not(None)))
@@ -144,6 +144,23 @@ def check_payout_entries_match_status() -> list[str]:
     return out
 
 
+def check_day_balances() -> list[str]:
+    """ledger_day_balances (what balances as at a day are read from) equals the entries, per account and day."""
+    books = {(a, d): int(n) for a, d, n in db.session.execute(
+        select(LedgerEntry.account, LedgerTransaction.business_day, func.sum(LedgerEntry.amount_fen))
+        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
+        .group_by(LedgerEntry.account, LedgerTransaction.business_day))}
+    kept = {(a, d): int(n) for a, d, n in db.session.execute(
+        select(LedgerDayBalance.account, LedgerDayBalance.business_day, LedgerDayBalance.amount_fen))}
+    out = []
+    for key in sorted(set(books) | set(kept)):
+        if books.get(key, 0) != kept.get(key, 0):
+            out.append(f"{key[0]} on {key[1]}: day total {kept.get(key, 0)} fen, entries {books.get(key, 0)} fen")
+            if len(out) >= 10:
+                break
+    return out
+
+
 CHECKS = {
     "transactions_balance": check_transactions_balance,
     "available_nonnegative": check_available_nonnegative,
@@ -152,6 +169,7 @@ CHECKS = {
     "one_payout_per_tip_one_packet_per_payout": check_one_payout_per_tip,
     "in_flight_equals_unsettled": check_in_flight_equals_unsettled,
     "budget_table_matches_ledger": check_budget_mirror,
+    "day_balances_match_entries": check_day_balances,
     "counters_nonnegative": check_counters,
     "payout_ledger_matches_status": check_payout_entries_match_status,
 }

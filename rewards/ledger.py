@@ -31,10 +31,11 @@ from collections import defaultdict
 from datetime import date, datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app import display
 from app.extensions import db
-from rewards.models import LedgerEntry, LedgerTransaction
+from rewards.models import LedgerDayBalance, LedgerEntry, LedgerTransaction
 
 MERCHANT = "wechat_merchant"
 IN_FLIGHT = "packets_in_flight"
@@ -78,7 +79,28 @@ def post(kind: str, lines: list[tuple[str, int]], *, payout_id: int | None = Non
     db.session.add_all([LedgerEntry(transaction_id=tx.id, account=account, amount_fen=amount, payout_id=payout_id)
                         for account, amount in lines])
     db.session.flush()
+    _add_to_day_balances(tx.business_day, lines)
     return tx
+
+
+def _add_to_day_balances(day: date, lines: list[tuple[str, int]]) -> None:
+    """One upsert per transaction (lines of one account summed first: a statement may touch a row once)."""
+    totals: dict[str, int] = defaultdict(int)
+    for account, amount in lines:
+        totals[account] += amount
+    rows = [{"account": account, "business_day": day, "amount_fen": amount} for account, amount in sorted(totals.items())]
+    dialect = db.session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(LedgerDayBalance)
+    db.session.execute(insert.values(rows).on_conflict_do_update(
+        index_elements=["account", "business_day"],
+        set_={"amount_fen": LedgerDayBalance.amount_fen + insert.excluded.amount_fen}))
+
+
+def balance_through(account: str, day: date, *, before: bool = False) -> int:
+    """Raw balance of `account` over the entries of business days up to `day` (or before it)."""
+    column = LedgerDayBalance.business_day
+    return int(db.session.scalar(select(func.coalesce(func.sum(LedgerDayBalance.amount_fen), 0))
+                                 .where(LedgerDayBalance.account == account, column < day if before else column <= day)))
 
 
 # --- the events -------------------------------------------------------------------------------------

@@ -171,6 +171,19 @@ class LedgerEntry(db.Model):
     )
 
 
+class LedgerDayBalance(db.Model):
+    """Per account and business day, the sum of that day's entries, kept by ledger.post in the same
+    transaction: a balance "as at the end of day D" sums days, not every entry ever posted
+    (O(days), not O(history): the finance summary's opening and closing in-flight balances).
+    A derived total: `rewards check` holds it equal to the entries."""
+
+    __tablename__ = "ledger_day_balances"
+
+    account: Mapped[str] = mapped_column(String(48), primary_key=True)
+    business_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
 @event.listens_for(LedgerEntry, "before_update", propagate=True)
 def _refuse_entry_update(_mapper, _conn, _target):
     raise RuntimeError("ledger entries are append-only: post a correcting transaction instead")

@@ -140,6 +140,8 @@ def _expected(bill_date: date, direction: str):
 def _store_lines(run_id: int, bill) -> dict:
     """Stream the bill into reconciliation_lines in batches; returns the bill's own totals."""
     totals = {"rows": 0, "bill_expense": 0, "bill_income": 0}
+    if db.session.get_bind().dialect.name == "postgresql":
+        return _copy_lines(run_id, bill, totals)
     batch: list[dict] = []
     for row in bill:
         totals["rows"] += 1
@@ -152,6 +154,19 @@ def _store_lines(run_id: int, bill) -> dict:
             batch = []
     if batch:
         db.session.execute(insert(ReconciliationLine), batch)
+    db.session.commit()
+    return totals
+
+
+def _copy_lines(run_id: int, bill, totals: dict) -> dict:
+    """PostgreSQL: the bill streamed through COPY in the session's transaction. Row-by-row INSERTs cost
+    ~50 s for a 300 k-packet day on a loaded 2-core machine (bench/province.py); COPY a few seconds."""
+    cursor = db.session.connection().connection.driver_connection.cursor()
+    with cursor.copy("COPY reconciliation_lines (run_id, direction, mch_billno, amount_fen) FROM STDIN") as copy:
+        for row in bill:
+            totals["rows"] += 1
+            totals["bill_expense" if row.direction == "expense" else "bill_income"] += row.amount_fen
+            copy.write_row((run_id, row.direction, row.voucher_no[:40], row.amount_fen))
     db.session.commit()
     return totals
 

@@ -17,7 +17,7 @@ from app.hazards import schemas
 from app.hazards.keys import department_for_key
 from app.hazards.lifecycle import Actor, transition_hazard
 from app.hazards.models import HazardEvent
-from app.hazards.queries import department_ticket, get_hazard, list_hazards
+from app.hazards.queries import department_ticket, department_tickets, get_hazard, list_hazards
 from app.models.photo import Photo
 
 bp = Blueprint("dept_api", __name__, url_prefix="/api/dept/v1", description="职能部门接口（X-Api-Key）")
@@ -42,7 +42,7 @@ class Tickets(MethodView):
         """本部门的工单（不含报料人身份）"""
         rows, next_cursor = list_hazards(department=g.department.code, status=query.get("status"),
                                          cursor=query.get("cursor"), limit=query.get("limit", 20))
-        answer = {"items": [department_ticket(h, with_history=False) for h in rows], "next": next_cursor}
+        answer = {"items": department_tickets(rows), "next": next_cursor}
         db.session.commit()  # last_used_at of the key
         return answer
 

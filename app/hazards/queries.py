@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from app.errors import NotFound
 from app.extensions import db
@@ -89,13 +89,13 @@ def _category_brief(code: str) -> dict:
             "group": category.group if category else None}
 
 
-def public_ticket(hazard: Hazard) -> dict:
+def public_ticket(hazard: Hazard, category: dict | None = None) -> dict:
     """The ticket as webhooks and outside systems see it: no reporter, no tip ids."""
     return {
         "id": hazard.id,
         "status": hazard.status,
         "status_label": status_label(hazard.status),
-        "category": _category_brief(hazard.category_code),
+        "category": category or _category_brief(hazard.category_code),
         "severity": hazard.severity,
         "department": hazard.department.to_brief(),
         "grid": {"id": hazard.grid_id, "code": hazard.grid_code} if hazard.grid_code else None,
@@ -126,6 +126,43 @@ def department_ticket(hazard: Hazard, *, with_history: bool = True) -> dict:
     return view
 
 
+def department_tickets(hazards: list[Hazard]) -> list[dict]:
+    """department_ticket(with_history=False) for a page of tickets in three queries (categories,
+    tips' photos, resolution photos), not two or three per ticket."""
+    if not hazards:
+        return []
+    codes = {h.category_code for h in hazards}
+    categories = {c.code: {"code": c.code, "name": c.name, "group": c.group}
+                  for c in db.session.scalars(select(Category).where(Category.code.in_(codes)))}
+    photos = _tip_photos_of([h.id for h in hazards])
+    resolution = photo_views(sorted({i for h in hazards for i in (h.resolution_photo_ids or [])}))
+    by_id = {view["id"]: view for view in resolution}
+    views = []
+    for h in hazards:
+        view = public_ticket(h, categories.get(h.category_code)
+                             or {"code": h.category_code, "name": h.category_code, "group": None})
+        view["photos"] = photos.get(h.id, [])
+        view["resolution_photos"] = [by_id[i] for i in (h.resolution_photo_ids or []) if i in by_id]
+        view["allowed"] = allowed_moves(h.status)
+        views.append(view)
+    return views
+
+
+def staff_tickets(hazards: list[Hazard]) -> list[dict]:
+    """staff_ticket(with_history=False) for a page: department_tickets plus the tip links in one query."""
+    views = department_tickets(hazards)
+    links: dict[int, list[dict]] = {h.id: [] for h in hazards}
+    if hazards:
+        for hazard_id, t, r, f in db.session.execute(
+                select(HazardTip.hazard_id, HazardTip.tip_id, HazardTip.relation, HazardTip.first_valid)
+                .where(HazardTip.hazard_id.in_(list(links))).order_by(HazardTip.hazard_id, HazardTip.id)):
+            links[hazard_id].append({"tip_id": t, "relation": r, "first_valid": f})
+    for h, view in zip(hazards, views):
+        view["tips"] = links[h.id]
+        view["first_tip_id"] = h.first_tip_id
+    return views
+
+
 def staff_ticket(hazard: Hazard, *, with_history: bool = True) -> dict:
     view = department_ticket(hazard, with_history=with_history)
     links = db.session.execute(select(HazardTip.tip_id, HazardTip.relation, HazardTip.first_valid)
@@ -152,6 +189,21 @@ def tip_photos(hazard_id: int, limit: int = 18) -> list[dict]:
     photos = db.session.scalars(select(Photo).where(Photo.tip_id.in_(tip_ids))
                                 .order_by(Photo.tip_id, Photo.position, Photo.id).limit(limit)).all()
     return [_photo_view(p) for p in photos]
+
+
+def _tip_photos_of(hazard_ids: list[int], limit: int = 18) -> dict[int, list[dict]]:
+    """tip_photos for several tickets in one query (the first `limit` of each, same order)."""
+    rank = func.row_number().over(partition_by=HazardTip.hazard_id,
+                                  order_by=(Photo.tip_id, Photo.position, Photo.id)).label("rank")
+    ranked = (select(HazardTip.hazard_id.label("hazard_id"), Photo.id.label("photo_id"), rank)
+              .join(Photo, Photo.tip_id == HazardTip.tip_id)
+              .where(HazardTip.hazard_id.in_(hazard_ids), HazardTip.relation != "duplicate").subquery())
+    rows = db.session.execute(select(ranked.c.hazard_id, Photo).join(Photo, Photo.id == ranked.c.photo_id)
+                              .where(ranked.c.rank <= limit).order_by(ranked.c.hazard_id, ranked.c.rank)).all()
+    out: dict[int, list[dict]] = {}
+    for hazard_id, photo in rows:
+        out.setdefault(hazard_id, []).append(_photo_view(photo))
+    return out
 
 
 def photo_views(photo_ids: list[int]) -> list[dict]:

@@ -9,7 +9,7 @@ from app.auth import current_staff, staff_required
 from app.extensions import db
 from app.hazards import schemas
 from app.hazards.lifecycle import Actor, transition_hazard
-from app.hazards.queries import get_hazard, list_hazards, list_overdue, staff_ticket
+from app.hazards.queries import get_hazard, list_hazards, list_overdue, staff_ticket, staff_tickets
 
 bp = Blueprint("staff_hazards", __name__, url_prefix="/api/staff/v1/hazards", description="隐患工单（工作人员）")
 SECURITY = [{"bearer": []}]
@@ -37,7 +37,7 @@ class Hazards(MethodView):
                                          town=query.get("town"), category=query.get("category"),
                                          overdue=query.get("overdue"), cursor=query.get("cursor"),
                                          limit=query.get("limit", 20))
-        return {"items": [staff_ticket(h, with_history=False) for h in rows], "next": next_cursor}
+        return {"items": staff_tickets(rows), "next": next_cursor}
 
 
 @bp.route("/overdue")
@@ -47,7 +47,7 @@ class Overdue(MethodView):
     @bp.response(200, schemas.StaffTicketListSchema)
     def get(self):
         """超时工单（督办）"""
-        return {"items": [staff_ticket(h, with_history=False) for h in list_overdue()], "next": None}
+        return {"items": staff_tickets(list_overdue()), "next": None}
 
 
 @bp.route("/<int:hazard_id>")

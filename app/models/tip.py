@@ -1,6 +1,7 @@
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, Boolean, Float, ForeignKey, Index, Integer, SmallInteger, String, Text, UniqueConstraint,
+                        text)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -59,6 +60,9 @@ class Tip(TimestampMixin, db.Model):
         Index("ix_tips_resident_created", "resident_id", "id"),
         Index("ix_tips_review_queue", "status", "priority", "created_at"),
         Index("ix_tips_category_status", "category", "status"),
+        # the tips being claimed (a decision clears claimed_by): the held-lease check of every claim
+        Index("ix_tips_claimed_by", "claimed_by", postgresql_where=text("claimed_by IS NOT NULL"),
+              sqlite_where=text("claimed_by IS NOT NULL")),
     )
 
 

@@ -219,3 +219,36 @@ def test_a_retried_move_is_answered_unchanged_but_other_moves_stay_409(hz, clien
     client.post(f"/api/staff/v1/hazards/{hazard.id}/transition", json={"to": "verified"}, headers=supervisor)
     # the supervisor moved it on: the department's resolve is now stale, not a replay
     assert client.post(f"/api/dept/v1/tickets/{hazard.id}/resolve", headers=fire, json=body).status_code == 409
+
+
+def test_a_page_of_tickets_is_built_in_a_few_queries_and_reads_as_ticket_by_ticket(hz, app):
+    """department_tickets / staff_tickets (the lists) answer exactly what department_ticket /
+    staff_ticket answer per ticket, in a fixed number of queries whatever the page size."""
+    from sqlalchemy import event, update
+
+    from app.hazards.queries import department_ticket, department_tickets, staff_ticket, staff_tickets
+
+    hazards = []
+    for index in range(4):
+        hazard, tip = hz.new_hazard(20 + index, "fire_exit_blocked" if index % 2 else "road_damage")
+        if index != 1:
+            add_tip_photo(hz.db, tip)
+        hazards.append(hazard)
+    extra = add_tip_photo(hz.db, hz.tip(hazards[0].lat, hazards[0].lng))  # a photo that is no tip's of the ticket
+    hz.db.session.execute(update(Hazard).where(Hazard.id == hazards[2].id).values(resolution_photo_ids=[extra.id]))
+    hz.db.session.commit()
+    rows = list(hz.db.session.scalars(select(Hazard).where(Hazard.id.in_([h.id for h in hazards]))
+                                      .order_by(Hazard.id.desc())))
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(hz.db.engine, "before_cursor_execute", listener)
+    try:
+        batch = department_tickets(rows)
+        staff = staff_tickets(rows)
+    finally:
+        event.remove(hz.db.engine, "before_cursor_execute", listener)
+    assert len(statements) <= 7
+    assert batch == [department_ticket(h, with_history=False) for h in rows]
+    assert staff == [staff_ticket(h, with_history=False) for h in rows]
+    assert any(view["photos"] for view in batch) and any(view["resolution_photos"] for view in batch)
+    assert department_tickets([]) == [] and staff_tickets([]) == []
