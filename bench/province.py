@@ -23,8 +23,9 @@ than 50,000 rows:
     mytips    miniprogram_api.queries.list_tips (a resident's tips, first and second page)
     nearby    app.hazards.tickets.find_open_hazards_near (open tickets near a point)
     dedup     moderation.dedup.find_near_hashes (goal p99 ≤ 3 ms; recall against a NumPy scan of all hashes)
+    intake    moderation.intake.process_tip on fresh one-photo tips (wall and process CPU; WeChat's checks apart)
     hazards   app.hazards.queries.list_hazards by department/status/grid (the console's list)
-    feed      a department's ticket feed: list_hazards + department_ticket, as GET /dept/v1/tickets
+    feed      a department's ticket feed: list_hazards + department_tickets, as GET /api/dept/v1/tickets
     finance   rewards.finance.summary for one month
     reconcile rewards.reconciliation.reconcile_day of the 300 k-packet day in a fresh process
               (bench/reconcile.py's child; goal ≤ 60 s, < 200 MB peak RSS)
@@ -291,6 +292,7 @@ class Captured:
 
         self.on = False
         self.statements: dict[str, tuple] = {}
+        self.pages: dict[str, int] = {}  # per operation: pages the SELECTs of one call of each shape touched
         event.listen(engine, "before_cursor_execute", self._seen)
 
     def _seen(self, conn, cursor, statement, parameters, context, executemany):
@@ -304,8 +306,12 @@ class Captured:
         try:
             cur = raw.cursor()
             for statement, params in self.statements.items():
-                cur.execute("EXPLAIN (FORMAT JSON) " + statement, params)
-                plan = cur.fetchone()[0][0]["Plan"]
+                # SELECTs run for real (ANALYZE, BUFFERS: pages touched, a figure the machine's load does not
+                # move); writes are only planned. Rolled back below either way.
+                analyze = statement.lstrip().upper().startswith(("SELECT", "WITH"))
+                cur.execute(f"EXPLAIN ({'ANALYZE, BUFFERS, ' if analyze else ''}FORMAT JSON) " + statement, params)
+                top = cur.fetchone()[0][0]
+                plan = top["Plan"]
                 nodes = []
 
                 def walk(node):
@@ -320,7 +326,12 @@ class Captured:
 
                 walk(plan)
                 head = " ".join(statement.split())[:90]
-                print(f"    plan: {' → '.join(nodes)}\n          ({head}…)")
+                cost = ""
+                if analyze:
+                    pages = plan.get("Shared Hit Blocks", 0) + plan.get("Shared Read Blocks", 0)
+                    cost = f" [{pages} pages, {top.get('Execution Time', 0):.2f} ms in the server]"
+                    self.pages[label] = self.pages.get(label, 0) + pages
+                print(f"    plan: {' → '.join(nodes)}{cost}\n          ({head}…)")
             raw.rollback()
         finally:
             raw.close()
@@ -331,22 +342,27 @@ class Captured:
 def timed(label: str, calls, captured, results: dict) -> list[float]:
     from app.extensions import db
 
-    samples = []
+    samples, cpu = [], []
     for i, call in enumerate(calls):
         captured.on = i < 3  # the plans of the first calls (every statement shape appears there)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         call()
         samples.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
         captured.on = False
         db.session.rollback()
-    report(label, samples, results)
+    report(label, samples, results, cpu)
     return samples
 
 
-def report(label: str, samples: list[float], results: dict) -> None:
+def report(label: str, samples: list[float], results: dict, cpu: list[float] | None = None) -> None:
     results[label] = {"n": len(samples), "p50": pct(samples, 50), "p99": pct(samples, 99), "max": max(samples)}
+    extra = ""
+    if cpu:
+        results[label]["cpu_p50"] = pct(cpu, 50)
+        extra = f"  (this process's CPU p50 {pct(cpu, 50):7.2f} ms)"
     print(f"  {label:<52} n={len(samples):>5}  p50 {pct(samples, 50):8.2f} ms  p99 {pct(samples, 99):8.2f} ms  "
-          f"max {max(samples):8.2f} ms", flush=True)
+          f"max {max(samples):8.2f} ms{extra}", flush=True)
 
 
 # --- the operations ---------------------------------------------------------------------------------
@@ -409,15 +425,15 @@ def bench_feed(app, c, samples, rng):
     from sqlalchemy import text
 
     from app.extensions import db
-    from app.hazards.queries import department_ticket, list_hazards
+    from app.hazards.queries import department_tickets, list_hazards
 
     depts = [r[0] for r in db.session.execute(text(
         "SELECT DISTINCT d.code FROM departments d JOIN categories c ON c.department_id = d.id")).all()]
     db.session.rollback()
 
     def feed(dept, status):
-        rows, _ = list_hazards(department=dept, status=status, limit=20)
-        return [department_ticket(h, with_history=False) for h in rows]
+        rows, _ = list_hazards(department=dept, status=status, limit=20)  # as GET /api/dept/v1/tickets
+        return department_tickets(rows)
 
     return [("department ticket feed (20 tickets + photos), open",
              [lambda d=rng.choice(depts): feed(d, "open") for _ in range(samples)]),
@@ -574,6 +590,53 @@ def bench_claim(app, c, args, results):
     return not errors and doubles == 0
 
 
+def bench_intake(app, c, samples, rng, results):
+    """The intake job (moderation.intake.process_tip) on fresh tips with one photo each, at this table
+    size: photo checks (sha256, the dedup lookup, indexing the hash), nearby tickets, reporter signals,
+    grid, the decision to pending_review. WeChat's text/media checks are skipped (the residents are
+    closing accounts with no openid): their cost is the HTTP calls, measured apart in bench/intake.py."""
+    from sqlalchemy import text
+
+    from app.extensions import db
+    from moderation.intake import process_tip
+
+    now = datetime.now(timezone.utc)
+    rid = db.session.scalar(text("INSERT INTO residents (openid, no_reward, blocked, created_at, closing_at) "
+                                 "VALUES (:o, false, false, :now, :now) RETURNING id"),
+                            {"o": f"oBenchIntake{rng.getrandbits(32)}", "now": now})
+    tip_ids = []
+    for i in range(samples):
+        lat, lng = CITIES[i % len(CITIES)]
+        tip_id = db.session.scalar(text(
+            "INSERT INTO tips (resident_id, idempotency_key, request_hash, category, description, lat, lng, coord_in, "
+            "status, status_changed_at, priority, signals, candidates, flagged, created_at) VALUES (:r, :k, 'h', "
+            "'road_damage', '路面坑洞', :lat, :lng, 'wgs84', 'received', :now, 0, '{}', '[]', false, :now) RETURNING id"),
+            {"r": rid, "k": f"intake{i}", "lat": lat + rng.uniform(-0.1, 0.1), "lng": lng + rng.uniform(-0.1, 0.1),
+             "now": now})
+        phash = rng.getrandbits(64)
+        db.session.execute(text(
+            "INSERT INTO photos (resident_id, tip_id, position, sha256, phash, width, height, mime, size_bytes, "
+            "original_key, display_key, thumb_key, created_at) VALUES (:r, :t, 0, :sha, :ph, 1920, 1440, "
+            "'image/jpeg', 496195, 'o/x', 'd/x', 't/x', :now)"),
+            {"r": rid, "t": tip_id, "sha": f"{rng.getrandbits(256):064x}",
+             "ph": phash - (1 << 64) if phash >= 1 << 63 else phash, "now": now})
+        tip_ids.append(tip_id)
+    db.session.commit()
+    wall, cpu = [], []
+    for i, tip_id in enumerate(tip_ids):
+        CAPTURED.on = i < 2
+        t0, c0 = time.perf_counter(), time.process_time()
+        outcome = process_tip(tip_id)
+        wall.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+        CAPTURED.on = False
+        if outcome != "pending_review":
+            print(f"  tip {tip_id}: {outcome}")
+    report("intake job (process_tip, WeChat checks apart)", wall, results)
+    results["intake cpu"] = {"p50": pct(cpu, 50), "mean": statistics.fmean(cpu)}
+    print(f"  intake job CPU in the process: p50 {pct(cpu, 50):.2f} ms, mean {statistics.fmean(cpu):.2f} ms")
+
+
 class BillHandler(http.server.BaseHTTPRequestHandler):
     bill_path: Path = None
 
@@ -657,7 +720,7 @@ def main() -> int:
     parser.add_argument("--day-packets", type=int, default=300_000)
     parser.add_argument("--skip-load", action="store_true", help="measure the data already loaded")
     parser.add_argument("--load-only", action="store_true")
-    parser.add_argument("--only", default="claim,mytips,nearby,dedup,hazards,feed,finance,reconcile")
+    parser.add_argument("--only", default="claim,mytips,nearby,dedup,intake,hazards,feed,finance,reconcile")
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--dedup-samples", type=int, default=1000)
     parser.add_argument("--moderators", type=int, default=50)
@@ -713,13 +776,15 @@ def main() -> int:
             only = set(args.only.split(","))
             builders = {"mytips": bench_mytips, "nearby": bench_nearby, "hazards": bench_hazards,
                         "feed": bench_feed, "finance": bench_finance}
-            for name in ("claim", "mytips", "nearby", "dedup", "hazards", "feed", "finance", "reconcile"):
+            for name in ("claim", "mytips", "nearby", "dedup", "intake", "hazards", "feed", "finance", "reconcile"):
                 if name not in only:
                     continue
                 print(f"[{name}]", flush=True)
                 if name == "claim":
                     if not bench_claim(app, c, args, results):
                         failures.append("claim: errors or double claims")
+                elif name == "intake":
+                    bench_intake(app, c, max(50, args.samples // 2), rng, results)
                 elif name == "dedup":
                     bench_dedup(app, c, args.dedup_samples, rng, results)
                     if results["dedup recall"]["recall"] < 1.0:
@@ -733,6 +798,10 @@ def main() -> int:
                         timed(label, calls, CAPTURED, results)
                 failures += CAPTURED.explain(db.engine, name, big)
     results["failures"] = failures
+    if CAPTURED is not None:
+        results["pages"] = CAPTURED.pages
+        print("pages touched by one call of each statement shape (EXPLAIN ANALYZE, BUFFERS):",
+              ", ".join(f"{k} {v:,}" for k, v in CAPTURED.pages.items()))
     if args.json:
         Path(args.json).write_text(json.dumps(results, ensure_ascii=False, indent=1, default=str))
     for line in failures:
