@@ -292,10 +292,13 @@ class Captured:
 
         self.on = False
         self.statements: dict[str, tuple] = {}
+        self.settings: list[str] = []
         self.pages: dict[str, int] = {}  # per operation: pages the SELECTs of one call of each shape touched
         event.listen(engine, "before_cursor_execute", self._seen)
 
     def _seen(self, conn, cursor, statement, parameters, context, executemany):
+        if self.on and statement.lstrip().upper().startswith("SET LOCAL"):
+            self.settings.append(statement)  # replayed before the EXPLAINs: the plans the product got
         if self.on and not executemany and statement.lstrip().upper().startswith(("SELECT", "UPDATE", "WITH", "DELETE")):
             self.statements.setdefault(statement, parameters)
 
@@ -305,6 +308,9 @@ class Captured:
         raw = engine.raw_connection()
         try:
             cur = raw.cursor()
+            for setting in self.settings:
+                if setting.rstrip().endswith("off"):
+                    cur.execute(setting)
             for statement, params in self.statements.items():
                 # SELECTs run for real (ANALYZE, BUFFERS: pages touched, a figure the machine's load does not
                 # move); writes are only planned. Rolled back below either way.
@@ -335,7 +341,7 @@ class Captured:
             raw.rollback()
         finally:
             raw.close()
-        self.statements = {}
+        self.statements, self.settings = {}, []
         return failures
 
 

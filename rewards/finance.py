@@ -72,7 +72,9 @@ def summary(start: date | None = None, end: date | None = None) -> dict:
         select(func.coalesce(func.sum(Payout.amount_fen), 0))
         .where(Payout.id.in_(cohort), or_(Payout.status.in_(payouts.OPEN_STATUSES),
                                           and_(Payout.status == "manual_review", Payout.sent_at.is_(None))))))
-    cards["in_flight"] = _in_flight(LedgerEntry.payout_id.in_(cohort))
+    cards["in_flight"] = int(db.session.scalar(  # by the cohort's payouts (ix_ledger_entries_payout), not the account
+        select(func.coalesce(func.sum(LedgerEntry.amount_fen), 0))
+        .where(LedgerEntry.payout_id.in_(cohort), LedgerEntry.account == ledger.IN_FLIGHT)))
 
     rows = db.session.execute(
         select(LedgerTransaction.business_day, LedgerTransaction.kind, func.sum(Payout.amount_fen))
@@ -115,14 +117,6 @@ def summary(start: date | None = None, end: date | None = None) -> dict:
         "manual_review": db.session.execute(select(func.count()).where(Payout.status == "manual_review")).scalar(),
         "by_day": [{"date": d.isoformat(), **{f"{k}_fen": v for k, v in flows_.items()}} for d, flows_ in days.items()],
     }
-
-
-def _in_flight(condition) -> int:
-    """The packets-in-flight account's balance over the entries `condition` picks."""
-    return int(db.session.scalar(
-        select(func.coalesce(func.sum(LedgerEntry.amount_fen), 0))
-        .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
-        .where(LedgerEntry.account == ledger.IN_FLIGHT, condition)))
 
 
 def _identities(cards: dict, flows: dict) -> list[dict]:

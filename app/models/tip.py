@@ -59,7 +59,9 @@ class Tip(TimestampMixin, db.Model):
         UniqueConstraint("resident_id", "idempotency_key"),
         Index("ix_tips_resident_created", "resident_id", "id"),
         Index("ix_tips_review_queue", "status", "priority", "created_at"),
-        Index("ix_tips_category_status", "category", "status"),
+        # intake's "tips of the same category waiting for review near this one": the bounding box's
+        # latitude is an index condition and longitude is checked in the index, not on the heap
+        Index("ix_tips_category_status_place", "category", "status", "lat", "lng"),
         # the tips being claimed (a decision clears claimed_by): the held-lease check of every claim
         Index("ix_tips_claimed_by", "claimed_by", postgresql_where=text("claimed_by IS NOT NULL"),
               sqlite_where=text("claimed_by IS NOT NULL")),
