@@ -238,7 +238,7 @@ def load(app, scale: float, day_packets: int) -> dict:
                sum(CASE WHEN status IN ('refunded', 'failed') THEN amount_fen ELSE 0 END), 0,
                sum(CASE WHEN status IN ('claimed', 'sent') THEN amount_fen ELSE 0 END), 0, false
         FROM payouts GROUP BY period""")
-    # the per-day totals ledger.post keeps (migration 0014 backfills them the same way)
+    # the per-day totals ledger.post keeps (migration 0015 backfills them the same way)
     cur.execute("SELECT to_regclass('ledger_day_balances') IS NOT NULL")
     if cur.fetchone()[0]:
         step("ledger_day_balances", """INSERT INTO ledger_day_balances (account, business_day, amount_fen)

@@ -5,14 +5,14 @@ search for pending tips of the same category nearby reads the latitude band from
 (category, status, lat, lng) instead of every pending tip of the category (2,450 pages per tip at
 1/10 of a province)
 
-Revision ID: 0013_scale_indexes
-Revises: 0012_payout_pauses
+Revision ID: 0014_scale_indexes
+Revises: 0013_grid_community
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0013_scale_indexes'
-down_revision = '0012_payout_pauses'
+revision = '0014_scale_indexes'
+down_revision = '0013_grid_community'
 branch_labels = None
 depends_on = None
 

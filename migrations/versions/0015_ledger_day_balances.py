@@ -3,14 +3,14 @@ by ledger.post in the posting transaction and backfilled here from the entries. 
 summary's opening and closing in-flight balances sum days instead of every entry ever posted
 (4.7 s for a month at 1/10 of a province's data: bench/province.py, docs/PERFORMANCE.md).
 
-Revision ID: 0014_ledger_day_balances
-Revises: 0013_scale_indexes
+Revision ID: 0015_ledger_day_balances
+Revises: 0014_scale_indexes
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0014_ledger_day_balances'
-down_revision = '0013_scale_indexes'
+revision = '0015_ledger_day_balances'
+down_revision = '0014_scale_indexes'
 branch_labels = None
 depends_on = None
 
