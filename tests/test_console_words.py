@@ -29,6 +29,7 @@ PATTERNS = {
     "UTC": re.compile(r"\bUTC\b"),
     "ISO timestamp": re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}"),
     "English word": re.compile(r"\b[A-Za-z][A-Za-z]+\b"),
+    "empty brackets": re.compile(r"（\s*）|\(\s*\)"),  # a detail that rendered as nothing
 }
 
 
@@ -49,6 +50,7 @@ def test_the_scanner_catches_what_it_should():
     assert find_identifiers("类别 pollution_discharge") and find_identifiers("review.claim")
     assert find_identifiers("提交于 07:32 UTC") and find_identifiers("2026-12-05T07:34")
     assert find_identifiers("状态 dispatched") and find_identifiers("网格 shilong-033")
+    assert find_identifiers("图片未送检（无公网地址）（）")
     assert not find_identifiers("2026-12-05 15:34 已采纳 ¥5.00 导出 CSV 确认 Enter")
 
 
