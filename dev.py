@@ -74,6 +74,9 @@ def main(argv):
         args = argv[2:] or []
         if not any(a.startswith("-n") for a in args):
             args = ["-n", os.environ.get("TEST_PROCESSES", "2"), *args]
+        if not any(a.startswith("--dist") for a in args):
+            # tests marked xdist_group run in one process: tests/test_cluster.py shares one cluster
+            args = ["--dist", "loadgroup", *args]
         result = subprocess.run([str(PYTHON), "-m", "pytest", *args])
         if result.returncode == 5:  # pytest: no tests collected — a broken suite, not a pass
             print("no tests were collected", file=sys.stderr)
