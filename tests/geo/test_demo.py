@@ -98,3 +98,13 @@ def test_demo_grids_loaded_before_communities_get_theirs(reference_data, db):
     db.session.commit()
     assert "given their 社区" in ensure_demo_grids()
     assert db.session.scalar(select(func.count(Grid.id)).where(Grid.community.is_(None))) == 0
+
+
+def test_each_demo_place_lies_in_a_grid_of_the_town_its_address_names(reference_data, db):
+    """A ticket page shows the address and the grid's 镇街 side by side: they must agree (鸿福路 in 南城街道
+    was drawn in a 莞城街道 grid)."""
+    from app.demo_data import PLACES
+
+    for lat, lng, address in PLACES:
+        hit = locate(lat, lng)
+        assert hit is not None and hit.town_name in address, (address, hit and hit.town_name)
