@@ -108,29 +108,7 @@ class RedPacketPay:
         cfg = self._cfg()
         result = self._pay_call("mmpaymkttransfers/gethbinfo",
                                 {"mch_billno": mch_billno, "bill_type": "MCHT", "appid": cfg["WECHAT_APPID"]})
-        result.mch_billno = mch_billno
-        if result.outcome is not PayOutcome.SUCCESS:
-            return result
-        raw = result.raw
-        status = raw.get("status")
-        if status not in HB_STATUSES or raw.get("mch_billno") not in (None, mch_billno):
-            return _unknown("MISSING_FIELD", "gethbinfo reply without a known status", raw, mch_billno)
-        try:
-            result.status = status
-            result.detail_id = raw.get("detail_id")
-            result.amount_fen = _int_or_none(raw.get("total_amount"))
-            result.send_time = _wx_time(raw.get("send_time"))
-            result.refund_time = _wx_time(raw.get("refund_time"))
-            result.refund_amount_fen = _int_or_none(raw.get("refund_amount"))
-            result.reason = raw.get("reason")
-            info = (raw.get("hblist") or {}).get("hbinfo") if isinstance(raw.get("hblist"), dict) else None
-            if isinstance(info, list):
-                info = info[0] if info else None
-            if isinstance(info, dict):
-                result.rcv_time = _wx_time(info.get("rcv_time"))
-        except (TypeError, ValueError):
-            return _unknown("MISSING_FIELD", "gethbinfo reply with malformed fields", raw, mch_billno)
-        return result
+        return read_hb_info(result, mch_billno)
 
     def biz_redpacket_params(self, package: str) -> dict:
         """What the mini-program passes to wx.sendBizRedPacket. WeChat's 领取红包接口 (pay.weixin.qq.com
@@ -161,7 +139,7 @@ class RedPacketPay:
     def _post_pay(self, endpoint: str, data: dict) -> PayResult:
         pay = self._pay()
         try:
-            reply = pay.post(endpoint, data=dict(data), timeout=self._cfg()["WECHAT_PAY_TIMEOUT"])
+            reply = pay.post(endpoint, data=_wire_values(data), timeout=self._cfg()["WECHAT_PAY_TIMEOUT"])
         except WeChatPayException as exc:
             if exc.return_code is None:  # HTTP status error: the request may have been processed
                 status = getattr(exc.response, "status_code", None)
@@ -287,6 +265,41 @@ def _open_bill(res) -> FundFlowBill:
         res.close()
         return FundFlowBill(PayOutcome.UNKNOWN, "FAILED", "NOT_A_BILL")
     return FundFlowBill(PayOutcome.SUCCESS, "READY", "SUCCESS", lines=lines, response=res)
+
+
+def read_hb_info(result: PayResult, mch_billno: str) -> PayResult:
+    """A gethbinfo reply (already classified) read into the PayResult: status, times, amounts. Also
+    reads WeChat's official sample shapes (one or several hbinfo under hblist)."""
+    result.mch_billno = mch_billno
+    if result.outcome is not PayOutcome.SUCCESS:
+        return result
+    raw = result.raw
+    status = raw.get("status")
+    if status not in HB_STATUSES or raw.get("mch_billno") not in (None, mch_billno):
+        return _unknown("MISSING_FIELD", "gethbinfo reply without a known status", raw, mch_billno)
+    try:
+        result.status = status
+        result.detail_id = raw.get("detail_id")
+        result.amount_fen = _int_or_none(raw.get("total_amount"))
+        result.send_time = _wx_time(raw.get("send_time"))
+        result.refund_time = _wx_time(raw.get("refund_time"))
+        result.refund_amount_fen = _int_or_none(raw.get("refund_amount"))
+        result.reason = raw.get("reason")
+        info = (raw.get("hblist") or {}).get("hbinfo") if isinstance(raw.get("hblist"), dict) else None
+        if isinstance(info, list):
+            info = info[0] if info else None
+        if isinstance(info, dict):
+            result.rcv_time = _wx_time(info.get("rcv_time"))
+    except (TypeError, ValueError):
+        return _unknown("MISSING_FIELD", "gethbinfo reply with malformed fields", raw, mch_billno)
+    return result
+
+
+def _wire_values(data: dict) -> dict:
+    """Every value as the text WeChat receives. wechatpy's signature skips falsy values (`if v`), so an
+    int 0 or False would be sent yet left out of `sign`, while WeChat signs every non-empty value
+    ("0" too) and answers SIGN_ERROR; as text they are signed as WeChat signs them. None stays out."""
+    return {k: str(v) if isinstance(v, (int, float)) else v for k, v in data.items() if v is not None}
 
 
 def _unknown(code: str, message: str, raw: dict, billno: str | None = None) -> PayResult:

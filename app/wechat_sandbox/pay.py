@@ -222,8 +222,9 @@ def _package(detail_id, billno):
 
 def _send_reply(api, row):
     cfg = current_app.config
+    # WeChat's official sendredpack success sample answers err_code 0 (gethbinfo's says SUCCESS)
     fields = {"return_code": "SUCCESS", "return_msg": "发放成功", "result_code": "SUCCESS",
-              "err_code": "SUCCESS", "err_code_des": "发放成功", "mch_billno": row["mch_billno"],
+              "err_code": "0", "err_code_des": "发放成功", "mch_billno": row["mch_billno"],
               "mch_id": cfg["WECHAT_MCH_ID"], "wxappid": cfg["WECHAT_APPID"], "re_openid": row["openid"],
               "total_amount": row["amount_fen"], "send_listid": row["detail_id"]}
     if api == "sendminiprogramhb":

@@ -25,8 +25,13 @@ def event_payload(cfg, row, created: int) -> dict:
             "CreateTime": created, "MsgType": "event", "Event": "wxa_media_check", "appid": cfg["WECHAT_APPID"],
             "trace_id": row["trace_id"], "version": 2,
             "detail": [{"strategy": "content_model", "errcode": 0, "suggest": row["suggest"],
-                        "label": row["label"], "prob": 90}],
-            "errcode": 0, "errmsg": "ok", "result": {"suggest": row["suggest"], "label": row["label"]}}
+                        "label": _label(row["label"]), "prob": 90}],
+            "errcode": 0, "errmsg": "ok", "result": {"suggest": row["suggest"], "label": _label(row["label"])}}
+
+
+def _label(value):
+    """A captured real wxa_media_check push carries `label` as a string ("100"), not a number."""
+    return None if value is None else str(value)
 
 
 def _to_xml(payload: dict) -> str:

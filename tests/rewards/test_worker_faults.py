@@ -186,7 +186,7 @@ def test_worker_killed_on_each_decision_code(make_app, sandbox_config, wechat_sa
         if code == "OPENID_ERROR":
             assert payout.status in ("sent", "failed")   # the redelivery may pay: the fault was used up
         elif code in ("RCVDAMOUNT_LIMIT", "SENDNUM_LIMIT"):
-            assert payout.status in ("sent", "refunded")  # paid on redelivery, unclaimed 24 h later
+            assert payout.status in ("sent", "refunded"), (payout.status, payout.reason, payout.last_code)  # paid on redelivery, unclaimed 24 h later
         else:
             assert payout.status == "sent", (payout.status, payout.last_code)
         assert len(packets) <= 1 and all(p["mch_billno"] == payout.mch_billno for p in packets)
