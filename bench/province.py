@@ -90,6 +90,7 @@ def load(app, scale: float, day_packets: int) -> dict:
     load_catalogue()
     db.session.commit()
     cats = db.session.execute(text("SELECT code, department_id FROM categories ORDER BY id")).all()
+    db.session.rollback()  # no snapshot held open: VACUUM below must be able to mark every page all-visible
     mch = app.config["WECHAT_MCH_ID"]
     timings["schema + catalogue"] = time.perf_counter() - t0
 
