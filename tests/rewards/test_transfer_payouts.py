@@ -328,3 +328,22 @@ def test_a_transfer_day_reconciles_with_no_exceptions(transfer_app, wechat_sandb
     assert (run.status, run.exception_count, run.matched, run.bill_rows) == ("done", 0, 3, 3), run.error
     assert run.bill_expense_fen == run.ledger_expense_fen == sum(_payout(p).amount_fen for p in pids[:3])
     assert_books_hold()
+
+
+def test_the_finance_console_cancels_a_waiting_transfer(transfer_app, wechat_sandbox):
+    from app.accounts import create_staff
+
+    pid, = _granted()
+    run_burst(transfer_app, ("payouts",))
+    create_staff("fin-transfer", "correct-horse-1", ["finance"])
+    db.session.commit()
+    client = transfer_app.test_client()
+    assert client.post("/console/login", data={"username": "fin-transfer", "password": "correct-horse-1"}
+                       ).status_code == 302
+    page = client.get("/console/finance/payouts").get_data(as_text=True)
+    assert "待确认收款" in page and "撤销转账" in page and "商家转账" in page
+    db.session.rollback()
+    reply = client.post(f"/console/finance/payouts/{pid}", data={"action": "cancel"})
+    assert reply.status_code == 302
+    assert _payout(pid).status == "cancelled"
+    assert_books_hold()
