@@ -175,6 +175,7 @@ def test_worker_killed_on_each_decision_code(make_app, sandbox_config, wechat_sa
         db.session.rollback()
         pauses.end_pause("finance")                      # a pause opened by the redelivery, if any
         if code in ("RCVDAMOUNT_LIMIT", "SENDNUM_LIMIT"):
+            sweep_payouts()                              # what the redelivery did not settle, the sweeper does
             wechat_sandbox.advance(24)
             sweep_payouts(now=__import__("app.models.base", fromlist=["utcnow"]).utcnow() + __import__(
                 "datetime").timedelta(hours=24))
