@@ -169,7 +169,8 @@ def payout_row(p: Payout) -> dict:
             "period": p.period, "created_at": iso(p.created_at), "sent_at": iso(p.sent_at),
             "settled_at": iso(p.settled_at), "last_code": p.last_code, "attempts": p.attempts,
             "channel": p.channel, "channel_label": CHANNEL_LABELS.get(p.channel, p.channel),
-            "out_bill_no": p.mch_billno if p.channel == "transfer" else None}
+            "out_bill_no": p.mch_billno if p.channel == "transfer" else None,
+            "previous_billnos": list(p.previous_billnos or [])}
 
 
 # --- manual review ------------------------------------------------------------------------------------

@@ -228,6 +228,9 @@ def test_send_failed_reissues_only_after_gethbinfo_proves_the_old_billno_unpaid(
 
     sent = db.session.query(LedgerTransaction).filter_by(payout_id=pid, kind="sent").one()
     assert old in sent.memo and payout.mch_billno in sent.memo
+    from rewards.finance import payout_row
+
+    assert payout_row(payout)["previous_billnos"] == [old]
     _books(wechat_sandbox)
 
 
@@ -303,9 +306,26 @@ def test_paid_but_unreadable_replies_are_settled_by_the_query(pay_app, wechat_sa
     _books(wechat_sandbox)
 
 
+def test_no_connection_is_asked_about_never_reminted(make_app, sandbox_config, wechat_sandbox, db, reference_data):
+    import socket
+
+    with socket.socket() as probe:                 # a port nobody listens on: the connection is refused
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    app = make_app(**{**sandbox_config, "WECHAT_PAY_API_BASE": f"http://127.0.0.1:{closed}/"})
+    with app.app_context():
+        fund()
+        pid = _approved()
+        billno = _payout(pid).mch_billno
+        with pytest.raises(payouts.PayoutPending, match="CONNECTION_ERROR; query CONNECTION_ERROR"):
+            payouts.send_payout(pid)
+        assert _payout(pid).status == "sending" and _payout(pid).mch_billno == billno
+        assert_books_hold()
+
+
 # --- query rows -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("code", ["SYSTEMERROR", "FREQ_LIMIT", "PROCESSING"])
+@pytest.mark.parametrize("code", ["SYSTEMERROR", "FREQ_LIMIT", "PROCESSING", "unknown_code"])
 def test_query_failure_asks_again(pay_app, wechat_sandbox, code):
     fund()
     pid = _approved()
