@@ -104,6 +104,8 @@ class Hazard(TimestampMixin, db.Model):
 
     __table_args__ = (
         Index("ix_hazards_department_status", "department_id", "status"),
+        # a department's list, newest first: walk its own tickets backwards (bench/province.py)
+        Index("ix_hazards_department_id", "department_id", "id"),
         Index("ix_hazards_category_status", "category_code", "status"),
         Index("ix_hazards_lat_lng", "lat", "lng"),
         Index("ix_hazards_due", "overdue", "due_at"),
