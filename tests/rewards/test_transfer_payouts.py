@@ -347,3 +347,31 @@ def test_the_finance_console_cancels_a_waiting_transfer(transfer_app, wechat_san
     assert reply.status_code == 302
     assert _payout(pid).status == "cancelled"
     assert_books_hold()
+
+
+@pytest.mark.parametrize("state, reason, before, after", [
+    ("ACCEPTED", None, "sending", "sending"),
+    ("PROCESSING", None, "sending", "sending"),
+    ("TRANSFERING", None, "waiting_confirm", "sending"),   # the resident confirmed; no params shown any more
+    ("CANCELING", None, "waiting_confirm", "waiting_confirm"),
+    ("FAIL", "ACCOUNT_FROZEN", "waiting_confirm", "failed"),
+    ("SUCCESS", None, "sending", "claimed"),
+])
+def test_states_the_sandbox_does_not_linger_in(transfer_app, wechat_sandbox, state, reason, before, after):
+    """WeChat's passing states (the sandbox moves through them at once), as a query would report them."""
+    from app.wechat import PayOutcome, PayResult
+
+    transfer_app.config["WECHAT_TRANSFER_NOTIFY_URL"] = ""
+    pid, = _granted()
+    run_burst(transfer_app, ("payouts",))
+    if before == "sending":
+        assert payouts.transition(pid, ("waiting_confirm",), "sending")
+        db.session.commit()
+    payout = _payout(pid)
+    info = PayResult(PayOutcome.SUCCESS, "SUCCESS", status=state, reason=reason, amount_fen=payout.amount_fen,
+                     detail_id="1330000" + "0" * 20, rcv_time=utcnow() if state == "SUCCESS" else None)
+    assert channel_of(payout).settle(pid, info) == after
+    assert _payout(pid).last_code == (reason or state)
+    items = _rewards(payout.resident_id)
+    assert ("transfer" in items[0]) == (after == "waiting_confirm")
+    assert_books_hold()

@@ -116,7 +116,7 @@ def test_a_resident_reports_and_claims_on_the_phone_page(system, db, tmp_path):
                      timeout=90, interval=2, what="the reward sent")
             expect(page.locator("#rewards")).to_contain_text("¥10.00")
             shot(page, "4-rewards")
-            page.click("text=确认收款" if transfer else "text=领取红包")
+            page.click("#rewards button[data-confirm]" if transfer else "text=领取红包")  # text= would hit 待确认收款
             expect(page.locator("#rewards")).to_contain_text("已存入微信零钱")
             if transfer:
                 assert system.sandbox.transfers()[0]["state"] == "SUCCESS"
