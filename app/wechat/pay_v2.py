@@ -193,7 +193,8 @@ class RedPacketPay:
         if code in FAILED_FINAL_CODES:
             return PayResult(PayOutcome.FAILED_FINAL, code, message, raw=raw, reason=message)
         if code in CONFIG_ERROR_CODES:
-            log.error("wechat pay configuration error: %s %s", code, message)
+            # a warning per call; the incident (a merchant-wide pause in rewards) is logged as an error once
+            log.warning("wechat pay configuration error: %s %s", code, message)
             return PayResult(PayOutcome.CONFIG_ERROR, code, message, raw=raw)
         return _unknown(code or "UNKNOWN_CODE", message, raw)
 

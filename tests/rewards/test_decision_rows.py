@@ -421,3 +421,15 @@ def test_one_packet_per_payout_is_checked(pay_app, wechat_sandbox):
     db.session.query(Payout).filter_by(id=b).update({"previous_billnos": [billno_a]})
     db.session.commit()
     assert any("given up by payout" in m for m in check_one_payout_per_tip())
+
+
+def test_a_config_error_is_logged_as_an_error_once_per_incident(pay_app, wechat_sandbox, caplog):
+    import logging
+
+    fund()
+    pids = [_approved() for _ in range(3)]
+    wechat_sandbox.fault("sendminiprogramhb", "CA_ERROR", count=3)
+    with caplog.at_level(logging.WARNING):
+        assert [payouts.send_payout(p) for p in pids] == ["reserved"] * 3   # one call; two held without one
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["payouts paused for the merchant"]
