@@ -21,13 +21,14 @@ pytestmark = pytest.mark.slow
 START_CEILING = 1200  # seconds for one start: generous, see _start_demo
 
 
-def _start_demo(instance: Path, port: int, sandbox_port: int):
+def _start_demo(instance: Path, port: int, sandbox_port: int, extra_env: dict | None = None):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "APP_ENV")}
     env.pop("XDG_RUNTIME_DIR", None)
     # a home of its own: nothing of the run may land there (gunicorn's control socket did, in ~/.gunicorn)
     # LOG_LEVEL as a newcomer has it (INFO): every log line goes to instance/logs/, not to the terminal
     env.pop("LOG_LEVEL", None)
     env.update({"INSTANCE_PATH": str(instance), "PYTHONPATH": str(ROOT), "HOME": str(instance / "home")})
+    env.update(extra_env or {})
     proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "demo", "--port", str(port),
                              "--sandbox-port", str(sandbox_port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.PIPE, text=True, start_new_session=True)
@@ -184,3 +185,33 @@ def _kill(proc, instance: Path) -> None:
     stop_embedded_redis(instance)  # if it was left running (the assertion below says so)
     assert left == [], f"left running after the demo was killed: {left}"
 
+
+
+def test_the_demo_pays_by_transfer(tmp_path):
+    """`PAYOUT_CHANNEL=transfer python3 dev.py up`: the same demo paying by 商家转账 — the demo data's
+    bills confirmed, lapsed or waiting; a new approval's bill waits for its resident, who confirms it
+    (the wx.requestMerchantTransfer stand-in) and the result notification comes back to the demo's web."""
+    port, sandbox_port = free_port(), free_port()
+    proc, lines = _start_demo(tmp_path, port, sandbox_port, {"PAYOUT_CHANNEL": "transfer"})
+    try:
+        sandbox = f"http://127.0.0.1:{sandbox_port}/__sandbox__"
+        bills = requests.get(sandbox + "/transfers", timeout=60).json()["items"]
+        assert {b["state"] for b in bills} == {"WAIT_USER_CONFIRM", "SUCCESS", "FAIL"}
+        assert requests.get(sandbox + "/redpacks", timeout=60).json()["items"] == []
+        base = f"http://127.0.0.1:{port}"
+        token = _log_in(base)
+        tip = requests.post(base + "/api/staff/v1/review/claim", headers={"Authorization": f"Bearer {token}"},
+                            timeout=60).json()
+        decided = requests.post(f"{base}/api/staff/v1/tips/{tip['id']}/decision", timeout=60,
+                                headers={"Authorization": f"Bearer {token}"},
+                                json={"action": "approve", "category": tip["category"]["code"], "severity": 2})
+        assert decided.status_code == 200, decided.text
+        _wait_for(lines, f"商家转账已发起，等待居民确认收款：报料 #{tip['id']}，¥")
+        bill = next(b for b in requests.get(sandbox + "/transfers", timeout=60).json()["items"]
+                    if b["state"] == "WAIT_USER_CONFIRM" and b["create_time"] == max(
+                        x["create_time"] for x in requests.get(sandbox + "/transfers", timeout=60).json()["items"]))
+        assert requests.post(f"{sandbox}/transfers/{bill['out_bill_no']}/confirm", timeout=60).status_code == 200
+        _wait_for(lines, "居民已确认收款：报料 #")
+    finally:
+        if proc.poll() is None:
+            _stop(proc)
