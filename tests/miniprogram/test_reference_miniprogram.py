@@ -36,6 +36,7 @@ def system(subprocess_env, wechat_sandbox, reference_data, db):
         running.stop()
 
 
+@pytest.mark.timeout(900)  # nine page journeys against real processes, on a machine shared with the suite
 def test_the_pages_drive_the_real_server(system, tmp_path):
     node = shutil.which("node")
     assert node, "Node.js 20 is needed for the mini-program's tests"
@@ -54,7 +55,7 @@ def test_the_pages_drive_the_real_server(system, tmp_path):
            "TEMPLATES": json.dumps(SANDBOX_SUBSCRIBE_TEMPLATES)}
     tests = sorted(str(p.relative_to(MINIPROGRAM)) for p in (MINIPROGRAM / "test").glob("*.test.js"))
     result = subprocess.run([node, "--test", "--test-concurrency=1", *tests], cwd=MINIPROGRAM, env=env,
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=840)
     report = f"{result.stdout[-8000:]}\n{result.stderr[-4000:]}"
     assert result.returncode == 0, report
     passed = re.search(r"^# pass (\d+)$", result.stdout, re.M)

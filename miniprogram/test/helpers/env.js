@@ -67,7 +67,8 @@ function becomeUser(openid) {
   shim.reset(openid)
 }
 
-async function until(probe, {timeout = 60000, interval = 500, what = 'condition'} = {}) {
+// Generous: on a loaded CI machine the outbox relay and the payout worker can take a minute or more.
+async function until(probe, {timeout = 180000, interval = 500, what = 'condition'} = {}) {
   const deadline = Date.now() + timeout
   let last
   while (Date.now() < deadline) {
