@@ -27,12 +27,18 @@ def ensure_venv(requirements: str) -> None:
         print("creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
     stamp = VENV / f".installed-{requirements}"
+    # requirements-dev.txt has a companion installed without dependencies (see that file for why)
+    no_deps = ROOT / requirements.replace(".txt", "-nodeps.txt")
     digest = _requirements_digest(ROOT / requirements)
+    if no_deps.exists():
+        digest += _requirements_digest(no_deps)
     if stamp.exists() and stamp.read_text() == digest:
         return
     print(f"installing {requirements} into .venv (first run takes a few minutes) ...", flush=True)
     subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
     subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "-r", str(ROOT / requirements)], check=True)
+    if no_deps.exists():
+        subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "--no-deps", "-r", str(no_deps)], check=True)
     stamp.write_text(digest)
 
 
