@@ -41,6 +41,9 @@ PAY_CODES = {
 # the send's reply is lost and the packet is SENDING, then SENT (paid) or FAILED (never paid);
 # an unclaimed packet is RFUND_ING before REFUND.
 STATE_MODES = ("sending_then_sent", "sending_then_failed", "refund_slow")
+# Replies to a send that was processed (the packet is paid) but that the merchant cannot trust:
+# mismatch answers for another amount (a reply mixed up on the way), unparseable lacks return_code.
+REPLY_MODES = ("mismatch", "unparseable")
 MP_CODES = {"jscode2session": {"40226": "code blocked"},
             "msg_sec_check": {"61010": "user in blacklist, or the user has not visited the mini program "
                                        "in the last two hours"}}
@@ -58,7 +61,7 @@ V3_CODES = {
     "NO_STATEMENT_EXIST": (400, "账单文件不存在"),
 }
 TRANSFER_APIS = ("transfer_bills", "transfer_query", "transfer_cancel", "fundflowbill")
-MODES = (BASE_MODES + tuple(c for c in PAY_CODES if c not in BASE_MODES) + STATE_MODES + ("40226", "61010")
+MODES = (BASE_MODES + tuple(c for c in PAY_CODES if c not in BASE_MODES) + STATE_MODES + REPLY_MODES + ("40226", "61010")
          + tuple(c for c in V3_CODES if c not in PAY_CODES))
 UNKNOWN_PAY_CODE, UNKNOWN_ERRCODE = "NEW_RISK_CONTROL", 89999
 APIS = ("token", "jscode2session", "msg_sec_check", "media_check_async", "subscribe_send",
@@ -76,6 +79,8 @@ def mode_fits(api: str, mode: str) -> bool:
         return mode in MP_CODES.get(api, {})
     if mode == "refund_slow":
         return api in ("sendminiprogramhb", "sendredpack", "gethbinfo")
+    if mode in REPLY_MODES:
+        return api in ("sendminiprogramhb", "sendredpack")
     return api in ("sendminiprogramhb", "sendredpack", "gethbinfo") and (mode in PAY_CODES or mode in STATE_MODES)
 
 
@@ -113,7 +118,7 @@ def stall() -> None:
 
 def fault_response(mode: str | None, kind: str, api: str):
     """The reply for a fault that fails before any processing, or None to go on."""
-    if mode in (None, "accept_then_timeout", "bad_sign", "missing_field"):
+    if mode in (None, "accept_then_timeout", "bad_sign", "missing_field") + REPLY_MODES:
         return None
     if mode in MP_CODES.get(api, {}):
         return json_error(int(mode), MP_CODES[api][mode])

@@ -121,6 +121,10 @@ def _signed(fields, mode):
     that checks a signature where there is one must refuse."""
     if mode == "missing_field":  # processed (a packet is paid), the reply without its fields
         fields = {k: v for k, v in fields.items() if k not in MISSING_FIELDS}
+    if mode == "mismatch" and "total_amount" in fields:  # processed; the reply names another amount
+        fields = {**fields, "total_amount": str(int(fields["total_amount"]) + 1)}
+    if mode == "unparseable":  # processed; the reply lacks what every WeChat Pay reply starts with
+        fields = {k: v for k, v in fields.items() if k != "return_code"}
     key = "not-the-merchant-key-00000000000" if mode == "bad_sign" else None
     response = xml_response(fields, key=key)
     if mode == "accept_then_timeout":

@@ -13,6 +13,7 @@ from app.models.base import utcnow
 from rewards import decisions, ledger, payouts
 from rewards.models import Payout, PayoutPause
 from rewards.sweeper import sweep_payouts
+from tests.fixtures.sandbox import new_billno
 from tests.rewards.helpers import (approve, assert_books_hold, assert_sandbox_matches_ledger, fund, make_resident,
                                    make_tip)
 
@@ -296,13 +297,26 @@ def test_unclear_answers_are_asked_about_never_reminted(pay_app, wechat_sandbox,
     _books(wechat_sandbox)
 
 
-@pytest.mark.parametrize("mode", ["bad_sign", "missing_field"])
+UNREADABLE = [("bad_sign", "INVALID_SIGNATURE"), ("missing_field", "MISSING_FIELD"), ("mismatch", "MISMATCH"),
+              ("unparseable", "UNPARSEABLE")]
+
+
+@pytest.mark.parametrize("mode, code", UNREADABLE)
+def test_replies_that_cannot_be_trusted_read_as_unclear(pay_app, wechat_sandbox, mode, code):
+    wechat_sandbox.fault("sendminiprogramhb", mode)
+    result = wechat.send_miniprogram_hb(new_billno(), "o_probe_unreadable", 100, "报料奖励", "感谢", "感谢报料")
+    assert result.code == code
+    assert decisions.decide("send", code).action == decisions.QUERY_FIRST
+
+
+@pytest.mark.parametrize("mode", [mode for mode, _ in UNREADABLE])
 def test_paid_but_unreadable_replies_are_settled_by_the_query(pay_app, wechat_sandbox, mode):
     fund()
     pid = _approved()
+    billno = _payout(pid).mch_billno
     wechat_sandbox.fault("sendminiprogramhb", mode)
     assert payouts.send_payout(pid) == "sent"      # gethbinfo: SENT
-    assert len(wechat_sandbox.redpacks()) == 1
+    assert len([p for p in wechat_sandbox.redpacks() if p["mch_billno"] == billno]) == 1
     _books(wechat_sandbox)
 
 
