@@ -144,6 +144,10 @@ def test_two_workers_drain_duplicates_without_paying_twice(make_app, sandbox_con
     ("NOTENOUGH", "after_call"),            # the merchant's balance: WeChat answered, our hold never committed
     ("SENDAMOUNT_LIMIT", "after_call"),     # the merchant's daily total
     ("SIGN_ERROR", "after_call"),           # the merchant's key
+    ("NO_AUTH", "after_call"),              # the merchant's permission for the API
+    ("CA_ERROR", "after_call"),             # the merchant's client certificate
+    ("API_METHOD_CLOSED", "after_call"),    # the merchant's API closed
+    ("MSGAPPID_ERROR", "after_call"),       # the merchant's appid binding
     ("RCVDAMOUNT_LIMIT", "after_call"),     # the resident's daily amount: the deferral never committed
     ("SENDNUM_LIMIT", "after_call"),
     ("OPENID_ERROR", "after_call"),         # final for the resident: the failure never committed
