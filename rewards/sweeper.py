@@ -81,6 +81,7 @@ def check_redpack(payout_id: int, now: datetime | None = None) -> str:
     if status == "reserved":  # the outbox should have sent it; send now (same billno, harmless twice)
         return payouts.send_payout(payout_id)
     info = wechat.get_hb_info(billno)
+    payouts.crash_point("after_query")  # WeChat answered; nothing of it is committed yet
     if info.outcome is PayOutcome.SUCCESS:
         result = payouts.apply_hb_info(payout_id, info)
         if result == "sent":

@@ -199,6 +199,69 @@ def test_worker_killed_on_each_decision_code(make_app, sandbox_config, wechat_sa
         assert_sandbox_matches_ledger(wechat_sandbox)
 
 
+def _sweep_in_a_process(env, hours: float, extra=None):
+    """`sweep_payouts` as the clock runs it, `hours` ahead, in a process of its own that can be killed."""
+    code = ("import datetime\nfrom wsgi import app\nfrom app.models.base import utcnow\n"
+            "from rewards.sweeper import sweep_payouts\nwith app.app_context():\n"
+            f"    print(sweep_payouts(now=utcnow() + datetime.timedelta(hours={hours})))\n")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, **(extra or {})},
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("state", ["SENDING", "FAILED", "RFUND_ING"])
+def test_sweeper_killed_after_each_state_query(make_app, sandbox_config, wechat_sandbox, db, reference_data,
+                                               worker_env, tmp_path, state):
+    """Issue #15: gethbinfo's states, each once with the sweeping process killed right after WeChat
+    answered (nothing of it committed); the next sweep settles it: one packet, books right."""
+    from rewards import ledger, payouts
+
+    app = make_app(**sandbox_config)
+    flag = tmp_path / "crashed"
+    crash = {"RENRENPAI_CRASH_AT": "after_query", "RENRENPAI_CRASH_FLAG": str(flag)}
+    with app.app_context():
+        fund(10_000)
+        pid = approve(make_tip(make_resident()))["id"]
+        hours = 1
+        if state == "RFUND_ING":   # paid, unclaimed; WeChat is refunding it when the sweeper asks
+            assert payouts.send_payout(pid) == "sent"
+            wechat_sandbox.fault("gethbinfo", "refund_slow", count=1)
+            wechat_sandbox.advance(25)
+            hours = 25
+        else:                      # the send's reply lost; gethbinfo says SENDING, then SENT or FAILED
+            mode = "sending_then_sent" if state == "SENDING" else "sending_then_failed"
+            wechat_sandbox.fault("sendminiprogramhb", mode, count=2)
+            assert payouts.send_payout(pid) == "sending"   # one SENDING used by the send's own query
+        db.session.rollback()  # hold no SQLite lock while the other process sweeps
+
+        died = _sweep_in_a_process(worker_env, hours, crash)
+        assert flag.exists() and died.returncode != 0, died.stderr[-2000:]
+        db.session.rollback()
+        assert_books_hold()
+
+        later = _sweep_in_a_process(worker_env, hours + 1)
+        assert later.returncode == 0, later.stderr[-2000:]
+        if state == "RFUND_ING":   # RFUND_ING seen by the killed sweep, so REFUND now
+            assert _sweep_in_a_process(worker_env, hours + 2).returncode == 0
+        db.session.rollback()
+        payout = db.session.get(Payout, pid)
+        packets = wechat_sandbox.redpacks()
+        if state == "RFUND_ING":
+            assert payout.status == "refunded"
+            assert ledger.balances().get(ledger.IN_FLIGHT, 0) == 0
+        else:
+            assert payout.status == "sent", (payout.status, payout.last_code)
+            paid = [p for p in packets if p["status"] != "FAILED"]
+            assert len(paid) == 1 and paid[0]["mch_billno"] == payout.mch_billno
+        assert_books_hold()
+        if state == "FAILED":  # reissued once, under a new billno; the old one recorded, never paid
+            old = payout.previous_billnos
+            assert len(old) == 1 and {p["mch_billno"]: p["status"] for p in packets} == {
+                old[0]: "FAILED", payout.mch_billno: "SENT"}
+        else:
+            assert_sandbox_matches_ledger(wechat_sandbox)
+
+
 @pytest.mark.slow
 @CHANNELS
 @pytest.mark.parametrize("api_of", [{"redpack": "sendminiprogramhb", "transfer": "transfer_bills"}])
