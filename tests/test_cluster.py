@@ -14,6 +14,7 @@ every test request comes from 127.0.0.1 through nginx (which appends X-Forwarded
 """
 from __future__ import annotations
 
+import functools
 import http.server
 import itertools
 import json
@@ -35,6 +36,7 @@ import requests
 from app.demo_data import make_demo_photo
 from tests.fixtures.postgres import create_database, drop_database, postgres_server
 from tests.fixtures.sandbox import SandboxServer, free_port
+from tests.test_journey import wait_for as journey_wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = (23.0205, 113.7518)
@@ -53,15 +55,7 @@ WEB_OVERRIDES = {"MP_RATELIMIT_IP": "100000/minute", "MP_RATELIMIT_LOGIN_IP": "1
                  "MP_RATELIMIT_TIPS": "100000/minute"}
 
 
-def wait_for(probe, timeout=60.0, interval=0.5, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+wait_for = functools.partial(journey_wait_for, interval=0.5)  # the journey's, polled twice as often
 
 
 class Host:

@@ -107,7 +107,7 @@ def wait_for(probe, timeout=60.0, interval=1.0, what="condition"):
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture(params=["redpack", "transfer"])
