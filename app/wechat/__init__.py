@@ -7,6 +7,7 @@ Modules, one job each:
   pay_v2.py   WeChat Pay v2: red packets and the fund-flow bill download; every reply classified
   pay_v3.py   WeChat Pay APIv3 (wechatpayv3): 商家转账 create/query/cancel, notifications, fund-flow bill
   limiter.py  the merchant's pay-call budget shared by every process
+  keepalive.py  keep-alive HTTP sessions for wechatpayv3 (it opens a connection per call)
   bills.py    fund-flow bill parsing (streamed, checked against WeChat's totals)
   push.py     /wechat/push, WeChat's message push
   media.py    media-check results by trace_id

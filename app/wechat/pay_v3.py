@@ -2,7 +2,7 @@
 
 Through `wechatpayv3` (2.0.4): it signs each request with the merchant's private key and certificate
 serial and verifies each 2xx reply and notification with WeChat Pay's public key (public-key mode).
-Its gateway is an attribute (`_core._gate_way`, set from WECHAT_PAY_API_BASE); it raises bare
+Its HTTP goes over keep-alive sessions (keepalive.py). Its gateway is an attribute (`_core._gate_way`, set from WECHAT_PAY_API_BASE); it raises bare
 Exceptions for bad signatures and lets requests' errors through: every call ends in a PayResult.
 A transfer's PayResult: `status` the bill's state, `detail_id` transfer_bill_no, `package` package_info.
 """
@@ -16,6 +16,7 @@ from datetime import date, datetime, timezone
 
 import requests
 
+from app.wechat.keepalive import install_keepalive
 from app.wechat.bills import BILL_HEADER_FIRST, FundFlowBill
 from app.wechat.results import PayOutcome, PayResult
 
@@ -63,6 +64,7 @@ class TransferPay:
         if "pay_v3" not in clients:
             from wechatpayv3 import WeChatPay as WeChatPayV3, WeChatPayType
 
+            install_keepalive()
             cfg = self._cfg()
             keys = self._v3_keys()
             with open(keys["WECHAT_PAY_KEY_FILE"], encoding="utf-8") as handle:

@@ -282,3 +282,25 @@ def test_bill_creation_is_limited_to_100_calls_a_second(transfer_app, wechat_san
     refused = [r for r in results if r.code == "FREQUENCY_LIMIT_EXCEED"]
     assert refused and all(r.outcome is PayOutcome.RETRY_SAME for r in refused)
     assert len(wechat_sandbox.transfers()) == 6 - len(refused)
+
+
+def _pooled_requests(url) -> int:
+    """Requests made so far through this thread's keep-alive session to `url`'s host."""
+    from app.wechat.keepalive import pooled_session
+
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    pools = pooled_session().get_adapter(url).poolmanager.pools
+    return sum(pools[key].num_requests for key in pools.keys() if pools[key].port == port)
+
+
+def test_calls_go_through_the_keepalive_session(transfer_app, wechat_sandbox):
+    """wechatpayv3 alone builds a Session (and a connection) per call; through
+    app/wechat/keepalive.py every APIv3 call goes over the thread's one keep-alive session.
+    (The sandbox, a werkzeug development server, closes each connection, so connection reuse
+    itself is shown against a keep-alive server in tests/wechat/test_keepalive.py.)"""
+    before = _pooled_requests(wechat_sandbox.url)
+    bill = new_bill_no()
+    assert create(bill).status == "WAIT_USER_CONFIRM"
+    assert wechat.query_transfer(bill).status == "WAIT_USER_CONFIRM"
+    assert wechat.cancel_transfer(bill).status == "CANCELING"
+    assert _pooled_requests(wechat_sandbox.url) == before + 3
