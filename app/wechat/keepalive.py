@@ -1,8 +1,8 @@
 """Keep-alive HTTP for wechatpayv3.
 
 wechatpayv3 calls `requests.get/post/...` at module level: every APIv3 call builds a new Session and
-opens a new TCP (in production TLS) connection, which is most of a transfer's CPU after the RSA
-signature (docs/PERFORMANCE.md §商家转账). `install_keepalive()` puts a stand-in for the `requests` module
+opens a new TCP connection, in production a TLS handshake and a round trip to WeChat per call (on
+loopback ~9 % of a transfer's worker CPU, docs/PERFORMANCE.md §商家转账). `install_keepalive()` puts a stand-in for the `requests` module
 inside wechatpayv3.core whose calls go through one keep-alive Session per process and thread: a
 Session is not shared across threads, and a connection inherited over fork (RQ's forking workers)
 belongs to the parent, so a new pid or thread gets its own. Everything else (exceptions, the
@@ -27,31 +27,15 @@ def pooled_session() -> requests.Session:
     return session
 
 
+_VERBS = frozenset({"get", "post", "put", "patch", "delete", "head", "options", "request"})
+
+
 class PooledRequests:
-    """What wechatpayv3.core sees as `requests`: the verbs it calls, over pooled_session()."""
+    """What wechatpayv3.core sees as `requests`: the verbs go over pooled_session(), everything
+    else (requests.exceptions, requests.codes…) is the module's own."""
 
-    def __getattr__(self, name):  # requests.exceptions, requests.codes…: the module's own
-        return getattr(requests, name)
-
-    @staticmethod
-    def get(url, **kwargs):
-        return pooled_session().get(url, **kwargs)
-
-    @staticmethod
-    def post(url, **kwargs):
-        return pooled_session().post(url, **kwargs)
-
-    @staticmethod
-    def put(url, **kwargs):
-        return pooled_session().put(url, **kwargs)
-
-    @staticmethod
-    def patch(url, **kwargs):
-        return pooled_session().patch(url, **kwargs)
-
-    @staticmethod
-    def delete(url, **kwargs):
-        return pooled_session().delete(url, **kwargs)
+    def __getattr__(self, name):
+        return getattr(pooled_session() if name in _VERBS else requests, name)
 
 
 def install_keepalive() -> None:

@@ -2,7 +2,8 @@
 
 Through `wechatpayv3` (2.0.4): it signs each request with the merchant's private key and certificate
 serial and verifies each 2xx reply and notification with WeChat Pay's public key (public-key mode).
-Its HTTP goes over keep-alive sessions (keepalive.py). Its gateway is an attribute (`_core._gate_way`, set from WECHAT_PAY_API_BASE); it raises bare
+Its HTTP goes over keep-alive sessions (keepalive.py). Its gateway is an attribute
+(`_core._gate_way`, set from WECHAT_PAY_API_BASE); it raises bare
 Exceptions for bad signatures and lets requests' errors through: every call ends in a PayResult.
 A transfer's PayResult: `status` the bill's state, `detail_id` transfer_bill_no, `package` package_info.
 """
