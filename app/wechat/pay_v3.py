@@ -17,8 +17,8 @@ from datetime import date, datetime, timezone
 
 import requests
 
-from app.wechat.keepalive import install_keepalive
 from app.wechat.bills import BILL_HEADER_FIRST, FundFlowBill
+from app.wechat.keepalive import install_keepalive
 from app.wechat.results import PayOutcome, PayResult
 
 log = logging.getLogger(__name__)

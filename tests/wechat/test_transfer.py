@@ -286,11 +286,12 @@ def test_bill_creation_is_limited_to_100_calls_a_second(transfer_app, wechat_san
 
 def _pooled_requests(url) -> int:
     """Requests made so far through this thread's keep-alive session to `url`'s host."""
+    from urllib.parse import urlsplit
+
     from app.wechat.keepalive import pooled_session
 
-    port = int(url.rsplit(":", 1)[1].strip("/"))
     pools = pooled_session().get_adapter(url).poolmanager.pools
-    return sum(pools[key].num_requests for key in pools.keys() if pools[key].port == port)
+    return sum(pools[key].num_requests for key in pools.keys() if pools[key].port == urlsplit(url).port)
 
 
 def test_calls_go_through_the_keepalive_session(transfer_app, wechat_sandbox):
